@@ -1,0 +1,185 @@
+"""The `innflow` command: parse, call a workflow, report. No logic lives here.
+
+Expected failures (InnflowError) become one line on stderr and their exit code; progress
+goes to stderr so `--json` output on stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from innflow.errors import InnflowError
+
+app = typer.Typer(
+    help="innflow: reproducible, tracked hotel-booking cancellation models on MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect and validate booking data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+SetOption = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a config key: a.b=value (repeatable).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option("--threads", help="Threads for fitting (default: INNFLOW_THREADS or all cores)."),
+]
+
+
+def _emit_json(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+class _Progress:
+    """Step messages with elapsed time on stderr, plus a spinner on a terminal."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._clock = time.perf_counter
+        self._start = self._clock()
+        self._status = err.status("starting")
+
+    def __enter__(self) -> _Progress:
+        self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._status.__exit__(*exc)
+
+    def __call__(self, message: str) -> None:
+        err.log(f"[{self._clock() - self._start:5.1f}s] {message}", highlight=False)
+        self._status.update(message)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
+) -> None:
+    if version:
+        from innflow import __version__
+
+        out.print(f"innflow {__version__}")
+        raise typer.Exit()
+
+
+@data_app.command("check")
+def data_check(
+    path: Annotated[Path, typer.Argument(help="Parquet or CSV bookings file.")] = Path(
+        "data/hotel_bookings.parquet"
+    ),
+    as_json: JsonOption = False,
+) -> None:
+    """Validate a bookings file against the schema and summarise it."""
+    from innflow import data
+
+    summary = {"path": str(path), "sha256": data.file_sha256(path) if path.is_file() else None}
+    summary.update(data.summarize(data.load_bookings(path)))
+    if as_json:
+        _emit_json(summary)
+        return
+    table = Table(title=f"{path}: valid", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    out.print(table)
+
+
+def _metrics_table(metrics: dict[str, float], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("validation", justify="right")
+    table.add_column("test", justify="right")
+    for name in ("roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "f1", "precision", "recall"):
+        table.add_row(name, f"{metrics[f'val_{name}']:.4f}", f"{metrics[f'test_{name}']:.4f}")
+    return table
+
+
+@app.command()
+def train(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+    threads: ThreadsOption = None,
+) -> None:
+    """Train one model and record it, reproducibly, as one MLflow run."""
+    from innflow import config as config_module
+    from innflow.workflows.train import train as run_training
+
+    resolved = config_module.load(config, overrides or [])
+    with _Progress() as progress:
+        outcome = run_training(resolved, threads, on_step=progress)
+    if as_json:
+        _emit_json(
+            {
+                "run_id": outcome.run_id,
+                "experiment_id": outcome.experiment_id,
+                "model_uri": outcome.model_uri,
+                "tracking_uri": outcome.tracking_uri,
+                "predictions_sha256": outcome.predictions_sha256,
+                "metrics": outcome.metrics,
+            }
+        )
+        return
+    out.print(_metrics_table(outcome.metrics, f"{resolved.model.kind}: threshold {outcome.metrics['threshold']:.3f}"))
+    out.print(f"run_id      {outcome.run_id}")
+    out.print(f"experiment  {resolved.tracking.experiment} ({outcome.experiment_id})")
+    out.print(f"model       {outcome.model_uri}")
+    out.print(f"store       {outcome.tracking_uri}")
+
+
+@app.command()
+def reproduce(
+    run_id: Annotated[str, typer.Argument(help="The run to re-execute.")],
+    as_json: JsonOption = False,
+    threads: ThreadsOption = None,
+) -> None:
+    """Re-execute a past run; exit 0 when bit-identical, 1 with what differs otherwise."""
+    from innflow.errors import ReproductionMismatch
+    from innflow.workflows.reproduce import reproduce as run_reproduction
+
+    with _Progress() as progress:
+        report = run_reproduction(run_id, threads, on_step=progress)
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        shown = [c for c in report.checks if not c.same or c.name.endswith("sha256") and c.decisive]
+        table = Table(title=f"reproduce {run_id} -> {report.new_run_id}")
+        for column in ("check", "original", "now", ""):
+            table.add_column(column, overflow="fold")
+        for check in shown:
+            mark = "[green]same[/]" if check.same else ("[red]DIFFERS[/]" if check.decisive else "[yellow]differs[/]")
+            table.add_row(check.name, check.original, check.now, mark)
+        out.print(table)
+        same = sum(c.same for c in report.checks)
+        out.print(f"{same}/{len(report.checks)} checks identical")
+    if not report.identical:
+        decisive = [c.name for c in report.differences() if c.decisive]
+        raise ReproductionMismatch(f"not reproduced: {', '.join(decisive)} differ")
+    err.print("[green]reproduced: every metric and prediction is bit-identical[/]")
+
+
+def main() -> None:
+    """Console-script entry point: map innflow's errors to one line and an exit code."""
+    try:
+        app()
+    except InnflowError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":  # `python -m innflow.cli`
+    main()

@@ -1,0 +1,189 @@
+"""Run configuration as validated, frozen data: YAML file + ``--set a.b=c`` overrides.
+
+Every knob of a run lives here so that the resolved config, logged with the run, is enough
+to re-execute it. Nothing here touches MLflow or the filesystem beyond reading the YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from innflow.errors import ConfigError
+
+ModelKind = Literal["logreg", "random_forest", "hist_gb", "lightgbm", "xgboost"]
+MODEL_KINDS: tuple[str, ...] = ModelKind.__args__  # type: ignore[attr-defined]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Frozen):
+    """Where the bookings come from and, optionally, the fingerprint they must have."""
+
+    path: Path = Path("data/hotel_bookings.parquet")
+    sha256: str | None = Field(default=None, description="refuse data whose sha256 differs")
+
+
+class SplitConfig(_Frozen):
+    """Out-of-time split by arrival date; a random split only when asked for explicitly."""
+
+    strategy: Literal["time", "random"] = "time"
+    validation_start: date = date(2016, 7, 1)
+    test_start: date = date(2017, 1, 1)
+    test_end: date | None = None
+    random_validation_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    random_test_fraction: float = Field(default=0.2, gt=0, lt=0.5)
+
+    @field_validator("test_start")
+    @classmethod
+    def _ordered(cls, test_start: date, info: Any) -> date:
+        validation_start = info.data.get("validation_start")
+        if validation_start is not None and test_start <= validation_start:
+            raise ValueError("test_start must be after validation_start")
+        return test_start
+
+
+class FeaturesConfig(_Frozen):
+    """Which raw columns the model may see, and how categories are grouped."""
+
+    allow_known_later: bool = False
+    include: list[str] | None = Field(
+        default=None, description="explicit raw input columns; default: all booking-time ones"
+    )
+    exclude: list[str] = Field(
+        default_factory=lambda: ["arrival_date_year"],
+        description="raw inputs not used as model features (still used to derive dates)",
+    )
+    rare_category_min_count: int = Field(default=20, ge=1)
+
+
+class ModelConfig(_Frozen):
+    """The estimator kind, its hyperparameters, and whether to refit on train+validation."""
+
+    kind: ModelKind = "lightgbm"
+    params: dict[str, Any] = Field(default_factory=dict)
+    refit_on_validation: bool = True
+
+
+class EvaluationConfig(_Frozen):
+    """How the decision threshold is chosen (on validation, never on test)."""
+
+    threshold: Literal["max_f1"] | float = "max_f1"
+
+    @field_validator("threshold")
+    @classmethod
+    def _in_unit_interval(cls, value: str | float) -> str | float:
+        if isinstance(value, float) and not 0.0 < value < 1.0:
+            raise ValueError("threshold must be 'max_f1' or a number between 0 and 1")
+        return value
+
+
+class TrackingConfig(_Frozen):
+    """Where runs go. ``uri`` null means MLFLOW_TRACKING_URI, else the embedded SQLite store."""
+
+    uri: str | None = None
+    experiment: str = "hotel-cancellation"
+    run_name: str | None = None
+
+
+class Config(_Frozen):
+    """A complete, validated innflow run configuration."""
+
+    seed: int = 42
+    data: DataConfig = DataConfig()
+    split: SplitConfig = SplitConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-compatible form, as logged with the run."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML, the form written next to every run."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def digest(self) -> str:
+        """sha256 of what defines the result (tracking settings excluded)."""
+        payload = {k: v for k, v in self.to_dict().items() if k != "tracking"}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts to dotted keys (``model.params.learning_rate``)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _apply_override(tree: dict[str, Any], assignment: str) -> None:
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} is not of the form key=value")
+    dotted, raw = assignment.split("=", 1)
+    keys = dotted.strip().split(".")
+    if not all(keys):
+        raise ConfigError(f"override {assignment!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {assignment!r}: value is not valid YAML") from e
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {assignment!r}: {key!r} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(root)"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{where}'")
+        else:
+            problems.append(f"'{where}': {item['msg']}")
+    return "invalid config: " + "; ".join(problems)
+
+
+def from_dict(tree: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Validate a config tree after applying ``key=value`` overrides."""
+    tree = json.loads(json.dumps(tree, default=str))  # deep copy, dates as strings
+    for assignment in overrides:
+        _apply_override(tree, assignment)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(_describe(e)) from e
+
+
+def load(path: Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError as e:
+            raise ConfigError(f"config file not found: {path}") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        tree = loaded or {}
+    return from_dict(tree, overrides)

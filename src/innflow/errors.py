@@ -1,0 +1,37 @@
+"""The few deliberate errors innflow raises, each with the exit code the CLI maps it to.
+
+User errors (bad config, bad data, leaky columns, unknown runs) exit 2; a reproduction that
+does not match exits 1. Anything else is a bug and keeps its traceback.
+"""
+
+
+class InnflowError(Exception):
+    """Base class: an expected failure with a one-line message for the user."""
+
+    exit_code = 2
+
+
+class ConfigError(InnflowError):
+    """The configuration or an override is invalid."""
+
+
+class DataValidationError(InnflowError):
+    """The bookings file is missing, unreadable or breaks the schema."""
+
+
+class LeakageError(InnflowError):
+    """The configuration asks for a column that leaks the label."""
+
+
+class RunNotFoundError(InnflowError):
+    """A run id does not exist in the tracking store."""
+
+
+class TrackingError(InnflowError):
+    """The tracking store refused or could not be reached."""
+
+
+class ReproductionMismatch(InnflowError):
+    """A re-executed run did not give bit-identical results."""
+
+    exit_code = 1

@@ -1,0 +1,138 @@
+"""The preprocessing half of the model Pipeline: raw booking columns in, model matrix out.
+
+Everything here is computable at booking time from the booking itself; nothing looks at
+other rows' outcomes, so the same transform is valid in training, serving and replay.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from innflow.data import MONTHS
+
+CATEGORICAL = (
+    "hotel", "arrival_date_month", "meal", "country", "market_segment", "distribution_channel",
+    "reserved_room_type", "assigned_room_type", "deposit_type", "customer_type", "agent", "company",
+)  # fmt: skip
+ENGINEERED = (
+    "total_nights", "weekend_share", "guests", "adr_per_person", "revenue", "lead_time_log",
+    "arrival_weekday", "arrival_day_of_year", "booking_weekday", "booking_month",
+    "has_children", "has_agent", "has_company", "previous_cancel_share",
+)  # fmt: skip
+_MONTH_NUMBER = {m: i for i, m in enumerate(MONTHS, 1)}
+
+
+class BookingFeatures(TransformerMixin, BaseEstimator):
+    """Derive booking-time features and put categoricals in a fixed string form.
+
+    Stateless: ``fit`` only remembers which raw columns it saw, so the fitted pipeline
+    refuses frames that lack them instead of silently inventing values.
+    """
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> BookingFeatures:
+        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        weekend = X["stays_in_weekend_nights"].to_numpy(dtype="float64")
+        week = X["stays_in_week_nights"].to_numpy(dtype="float64")
+        adults = X["adults"].to_numpy(dtype="float64")
+        children = np.nan_to_num(X["children"].to_numpy(dtype="float64"))
+        babies = X["babies"].to_numpy(dtype="float64")
+        adr = X["adr"].to_numpy(dtype="float64")
+        lead = X["lead_time"].to_numpy(dtype="float64")
+        nights = weekend + week
+        guests = adults + children + babies
+        month = X["arrival_date_month"].map(_MONTH_NUMBER).to_numpy(dtype="float64")
+        arrival = pd.to_datetime(
+            pd.DataFrame(
+                {"year": X["arrival_date_year"], "month": month, "day": X["arrival_date_day_of_month"]}
+            ),
+            errors="coerce",
+        )
+        booked = arrival - pd.to_timedelta(lead, unit="D")
+        prev_cancel = X["previous_cancellations"].to_numpy(dtype="float64")
+        prev_kept = X["previous_bookings_not_canceled"].to_numpy(dtype="float64")
+        prev_total = prev_cancel + prev_kept
+        out = {
+            "total_nights": nights,
+            "weekend_share": np.divide(weekend, nights, out=np.zeros_like(nights), where=nights > 0),
+            "guests": guests,
+            "adr_per_person": adr / np.maximum(adults + children, 1.0),
+            "revenue": adr * nights,
+            "lead_time_log": np.log1p(np.maximum(lead, 0.0)),
+            "arrival_weekday": arrival.dt.day_of_week.to_numpy(dtype="float64"),
+            "arrival_day_of_year": arrival.dt.day_of_year.to_numpy(dtype="float64"),
+            "booking_weekday": booked.dt.day_of_week.to_numpy(dtype="float64"),
+            "booking_month": booked.dt.month.to_numpy(dtype="float64"),
+            "has_children": ((children + babies) > 0).astype("float64"),
+            "has_agent": X["agent"].notna().to_numpy(dtype="float64"),
+            "has_company": X["company"].notna().to_numpy(dtype="float64"),
+            "previous_cancel_share": np.divide(
+                prev_cancel, prev_total, out=np.zeros_like(prev_total), where=prev_total > 0
+            ),
+        }
+        frame = pd.DataFrame(out, index=X.index)
+        for name in X.columns:
+            if name in CATEGORICAL:
+                frame[name] = _as_category_text(X[name])
+            else:
+                frame[name] = X[name].to_numpy(dtype="float64")
+        return frame
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        names = list(ENGINEERED) + list(self.feature_names_in_)
+        return np.asarray(names, dtype=object)
+
+
+def _as_category_text(series: pd.Series) -> np.ndarray:
+    """Categories as plain strings; agent/company ids stay ids ("9", not "9.0"), missing is "none"."""
+    if pd.api.types.is_numeric_dtype(series):
+        values = series.to_numpy(dtype="float64")
+        text = np.where(np.isnan(values), "none", np.nan_to_num(values).astype("int64").astype(str))
+        return text.astype(object)
+    return series.astype(object).where(series.notna(), "none").to_numpy(dtype=object)
+
+
+def model_columns(input_columns: list[str], exclude: list[str]) -> tuple[list[str], list[str]]:
+    """(categorical, numeric) feature names the estimator sees, in a fixed order."""
+    used = [c for c in input_columns if c not in exclude]
+    categorical = [c for c in used if c in CATEGORICAL]
+    numeric = [c for c in ENGINEERED] + [c for c in used if c not in CATEGORICAL]
+    return categorical, numeric
+
+
+def encoder(kind: str, categorical: list[str], numeric: list[str], min_count: int) -> ColumnTransformer:
+    """Encode the engineered frame for an estimator family.
+
+    Trees get ordinal codes (rare levels grouped, unseen levels as missing) so LightGBM and
+    HistGB can treat them as native categoricals; the linear model gets one-hot columns and
+    scaled numbers. Categoricals come first, so their indices are ``range(len(categorical))``.
+    """
+    if kind == "logreg":
+        cat = OneHotEncoder(
+            handle_unknown="infrequent_if_exist", min_frequency=min_count, sparse_output=False
+        )
+        num = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    else:
+        cat = OrdinalEncoder(
+            handle_unknown="use_encoded_value",
+            unknown_value=np.nan,
+            encoded_missing_value=np.nan,
+            min_frequency=min_count,
+            max_categories=250,
+            dtype=np.float64,
+        )
+        num = "passthrough"
+    return ColumnTransformer(
+        [("categorical", cat, categorical), ("numeric", num, numeric)],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )

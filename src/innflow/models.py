@@ -1,0 +1,160 @@
+"""Build the one scikit-learn Pipeline per model kind, with what each kind needs to be
+bit-reproducible pinned in its parameters.
+
+Determinism, measured on this project's pinned versions: LightGBM with ``deterministic``
+and ``force_col_wise``, XGBoost ``hist`` and HistGB give identical predictions at any thread
+count. A random forest *predicting* with several jobs sums trees in thread order, so it is
+fitted in parallel but stored with ``n_jobs=1``. Logistic regression goes through BLAS,
+whose result depends on the kernel and the thread count: fit and predict run with one BLAS
+thread, and the kernel is recorded with the run (pin it with ``OPENBLAS_CORETYPE``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
+
+from innflow.config import Config
+from innflow.errors import ConfigError
+from innflow.features import BookingFeatures, encoder, model_columns
+
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "logreg": {"C": 0.5, "max_iter": 3000},
+    "random_forest": {"n_estimators": 300, "min_samples_leaf": 3, "max_features": 0.4},
+    "hist_gb": {
+        "learning_rate": 0.05, "max_iter": 600, "max_leaf_nodes": 48, "min_samples_leaf": 40,
+        "l2_regularization": 1.0, "early_stopping": False,
+    },
+    "lightgbm": {
+        "n_estimators": 700, "learning_rate": 0.03, "num_leaves": 48, "min_child_samples": 40,
+        "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.7, "reg_lambda": 1.0,
+    },
+    "xgboost": {
+        "n_estimators": 700, "learning_rate": 0.04, "max_depth": 7, "min_child_weight": 3,
+        "subsample": 0.8, "colsample_bytree": 0.7, "reg_lambda": 1.0,
+    },
+}  # fmt: skip
+
+
+def _estimator(kind: str, params: dict[str, Any], seed: int, threads: int, n_categorical: int):
+    if kind == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(random_state=seed, **params)
+    if kind == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(random_state=seed, n_jobs=threads, **params)
+    if kind == "hist_gb":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        categorical = list(range(n_categorical)) or None
+        return HistGradientBoostingClassifier(
+            random_state=seed, categorical_features=categorical, **params
+        )
+    if kind == "lightgbm":
+        from lightgbm import LGBMClassifier
+
+        return LGBMClassifier(
+            random_state=seed, n_jobs=threads, deterministic=True, force_col_wise=True,
+            verbose=-1, **params,
+        )  # fmt: skip
+    if kind == "xgboost":
+        from xgboost import XGBClassifier
+
+        return XGBClassifier(
+            random_state=seed, n_jobs=threads, tree_method="hist", eval_metric="logloss", **params
+        )
+    raise ConfigError(f"unknown model kind {kind!r}")
+
+
+def build_pipeline(config: Config, input_columns: list[str], threads: int) -> Pipeline:
+    """Raw booking columns in, probability of cancellation out."""
+    kind = config.model.kind
+    params = {**DEFAULT_PARAMS[kind], **config.model.params}
+    categorical, numeric = model_columns(input_columns, config.features.exclude)
+    estimator = _estimator(kind, {}, config.seed, threads, len(categorical))
+    unknown = sorted(set(params) - set(estimator.get_params()))
+    if unknown:
+        raise ConfigError(f"model.params: {kind} has no parameter(s) {', '.join(unknown)}")
+    pinned = {"random_state", "n_jobs", "deterministic", "force_col_wise", "tree_method"}
+    if clash := sorted(set(config.model.params) & pinned):
+        raise ConfigError(
+            f"model.params: {', '.join(clash)} are set by innflow for reproducibility "
+            "(seed and threads come from `seed` and --threads)"
+        )
+    try:
+        estimator.set_params(**params)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"model.params for {kind}: {e}") from e
+    return Pipeline(
+        [
+            ("features", BookingFeatures()),
+            ("encode", encoder(kind, categorical, numeric, config.features.rare_category_min_count)),
+            ("model", estimator),
+        ]
+    )
+
+
+def _blas_threads(kind: str, threads: int) -> int:
+    return 1 if kind == "logreg" else threads
+
+
+def fit(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, threads: int) -> Pipeline:
+    """Fit with thread pools pinned; leave the pipeline ready for deterministic prediction."""
+    kind = pipeline_kind(pipeline)
+    fit_params: dict[str, Any] = {}
+    if kind == "lightgbm":
+        n_categorical = len(pipeline.named_steps["encode"].transformers[0][2])
+        fit_params["model__categorical_feature"] = list(range(n_categorical))
+    try:
+        with threadpool_limits(limits=_blas_threads(kind, threads), user_api="blas"):
+            with threadpool_limits(limits=threads, user_api="openmp"):
+                pipeline.fit(X, y, **fit_params)
+    except ValueError as e:
+        raise ConfigError(f"model.params for {kind}: {e}") from e
+    if kind == "random_forest":
+        pipeline.set_params(model__n_jobs=1)  # summing trees across threads is not reproducible
+    return pipeline
+
+
+def predict_proba(pipeline: Pipeline, X: pd.DataFrame, threads: int) -> np.ndarray:
+    """Probability of cancellation as float64, computed under the same thread pinning."""
+    kind = pipeline_kind(pipeline)
+    with threadpool_limits(limits=_blas_threads(kind, threads), user_api="blas"):
+        with threadpool_limits(limits=threads, user_api="openmp"):
+            return np.asarray(pipeline.predict_proba(X)[:, 1], dtype="float64")
+
+
+def pipeline_kind(pipeline: Pipeline) -> str:
+    """The model kind of a fitted or unfitted innflow pipeline."""
+    name = type(pipeline.named_steps["model"]).__name__
+    return {
+        "LogisticRegression": "logreg",
+        "RandomForestClassifier": "random_forest",
+        "HistGradientBoostingClassifier": "hist_gb",
+        "LGBMClassifier": "lightgbm",
+        "XGBClassifier": "xgboost",
+    }[name]
+
+
+def feature_importance(pipeline: Pipeline) -> pd.Series:
+    """Native importances of the fitted estimator, by model feature (gain where available)."""
+    model = pipeline.named_steps["model"]
+    names = list(pipeline.named_steps["encode"].get_feature_names_out())
+    kind = pipeline_kind(pipeline)
+    if kind == "lightgbm":
+        values = model.booster_.feature_importance(importance_type="gain")
+    elif kind == "logreg":
+        values = np.abs(model.coef_[0])
+    elif kind == "hist_gb":
+        return pd.Series(dtype="float64")  # no native importance; see evaluation.permutation
+    else:
+        values = model.feature_importances_
+    series = pd.Series(np.asarray(values, dtype="float64"), index=names)
+    total = series.sum()
+    return (series / total if total > 0 else series).sort_values(ascending=False)

@@ -1,0 +1,83 @@
+"""Evaluation plots as PNG files. Uses matplotlib's object API (no pyplot state), so it is
+safe to call from any thread and never opens a window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn import metrics as skm
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def roc(y: np.ndarray, proba: np.ndarray, path: Path) -> Path:
+    """ROC curve with its AUC."""
+    fpr, tpr, _ = skm.roc_curve(y, proba)
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.subplots()
+    ax.plot(fpr, tpr, label=f"AUC {skm.roc_auc_score(y, proba):.4f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def precision_recall(y: np.ndarray, proba: np.ndarray, threshold: float, path: Path) -> Path:
+    """Precision-recall curve, marking the chosen threshold."""
+    precision, recall, thresholds = skm.precision_recall_curve(y, proba)
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.subplots()
+    ax.plot(recall, precision, label=f"AP {skm.average_precision_score(y, proba):.4f}")
+    at = int(np.clip(np.searchsorted(thresholds, threshold), 0, len(thresholds) - 1))
+    ax.scatter([recall[at]], [precision[at]], color="red", zorder=3, label=f"threshold {threshold:.3f}")
+    ax.axhline(float(np.mean(y)), linestyle="--", color="grey", linewidth=0.8)
+    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (test)")
+    ax.legend(loc="lower left")
+    return _save(fig, path)
+
+
+def calibration(y: np.ndarray, proba: np.ndarray, path: Path, bins: int = 10) -> Path:
+    """Reliability diagram (quantile bins) with the score histogram below."""
+    from sklearn.calibration import calibration_curve
+
+    observed, predicted = calibration_curve(y, proba, n_bins=bins, strategy="quantile")
+    fig = Figure(figsize=(5, 5.5))
+    top, bottom = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
+    top.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
+    top.plot(predicted, observed, "o-")
+    top.set(ylabel="observed cancellation rate", title="Calibration (test)")
+    bottom.hist(proba, bins=40, color="tab:blue", alpha=0.7)
+    bottom.set(xlabel="predicted probability", ylabel="bookings")
+    return _save(fig, path)
+
+
+def confusion(y: np.ndarray, proba: np.ndarray, threshold: float, path: Path) -> Path:
+    """Confusion matrix at the decision threshold, with counts."""
+    matrix = skm.confusion_matrix(y, (proba >= threshold).astype(int), labels=[0, 1])
+    fig = Figure(figsize=(4.5, 4))
+    ax = fig.subplots()
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        color = "white" if count > matrix.max() / 2 else "black"
+        ax.text(j, i, f"{count:,}", ha="center", va="center", color=color)
+    ax.set_xticks([0, 1], ["kept", "canceled"])
+    ax.set_yticks([0, 1], ["kept", "canceled"])
+    ax.set(xlabel="predicted", ylabel="actual", title=f"Confusion at {threshold:.3f} (test)")
+    return _save(fig, path)
+
+
+def importance(values: pd.Series, title: str, path: Path, top: int = 20) -> Path:
+    """Horizontal bar chart of the largest importances."""
+    shown = values.head(top)[::-1]
+    fig = Figure(figsize=(6, 0.28 * len(shown) + 1.2))
+    ax = fig.subplots()
+    ax.barh(list(shown.index), shown.to_numpy())
+    ax.set(title=title)
+    return _save(fig, path)

@@ -1,0 +1,124 @@
+"""What a result depends on besides the config: code, locked environment, machine.
+
+Recorded as tags on every run and compared by `innflow reproduce`. Reads git and the
+installed distributions; never writes anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+KEY_LIBRARIES = (
+    "mlflow", "scikit-learn", "lightgbm", "xgboost-cpu", "numpy", "scipy", "pandas", "pyarrow",
+    "skops",
+)  # fmt: skip
+
+
+def predictions_sha256(proba: np.ndarray) -> str:
+    """sha256 of float64 little-endian probabilities: equal hashes mean bit-identical scores."""
+    return hashlib.sha256(np.ascontiguousarray(proba, dtype="<f8").tobytes()).hexdigest()
+
+
+def source_root() -> Path:
+    """The checkout that holds the innflow package (where uv.lock and git live)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=source_root(), capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class CodeState:
+    """The git commit of the innflow source and any uncommitted change to it."""
+
+    commit: str
+    dirty: bool
+    diff: str
+
+    @property
+    def diff_sha256(self) -> str:
+        """Fingerprint of the uncommitted change ('' when clean)."""
+        return hashlib.sha256(self.diff.encode()).hexdigest() if self.diff else ""
+
+
+def code_state() -> CodeState:
+    """Commit and uncommitted diff (tracked files; untracked files listed by name)."""
+    commit = (_git("rev-parse", "HEAD") or "unknown").strip()
+    status = _git("status", "--porcelain") or ""
+    diff = _git("diff", "HEAD") or ""
+    untracked = [line[3:] for line in status.splitlines() if line.startswith("??")]
+    if untracked:
+        diff += "".join(f"# untracked: {name}\n" for name in untracked)
+    return CodeState(commit=commit, dirty=bool(status.strip()), diff=diff)
+
+
+def lockfile_sha256() -> str:
+    """sha256 of uv.lock next to the source, or 'missing'."""
+    lock = source_root() / "uv.lock"
+    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.exists() else "missing"
+
+
+def installed_distributions() -> str:
+    """`name==version` of every installed distribution, sorted: the environment as run."""
+    names = {
+        f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in metadata.distributions()
+    }
+    return "\n".join(sorted(n for n in names if not n.startswith("=="))) + "\n"
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def blas_kernel() -> str:
+    """BLAS implementation, version and CPU kernel in use (decides logreg's last bits)."""
+    from threadpoolctl import threadpool_info
+
+    found = [
+        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')}".strip()
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
+    return "; ".join(sorted(set(found))) or "none loaded"
+
+
+def environment_tags() -> dict[str, str]:
+    """Interpreter, platform, CPU, BLAS kernel and key library versions."""
+    tags = {
+        "innflow.python": platform.python_version(),
+        "innflow.platform": platform.platform(),
+        "innflow.machine": platform.machine(),
+        "innflow.cpu": _cpu_model(),
+        "innflow.blas": blas_kernel(),
+        "innflow.uv_lock_sha256": lockfile_sha256(),
+        "innflow.env_sha256": hashlib.sha256(installed_distributions().encode()).hexdigest(),
+    }
+    tags.update({f"innflow.lib.{name}": _version(name) for name in KEY_LIBRARIES})
+    return tags
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

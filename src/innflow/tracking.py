@@ -1,0 +1,210 @@
+"""The one place that talks to MLflow: which store, what a training run records, how runs
+and models are read back. Each function encodes a decision (tags, formats, refusals);
+callers never import mlflow themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from innflow.errors import RunNotFoundError, TrackingError
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+DEFAULT_STORE = "sqlite:///mlflow.db"
+MODEL_NAME = "model"
+CONFIG_ARTIFACT = "config/resolved.yaml"
+# Types the skops-serialized pipeline may contain; anything else is refused at log time.
+TRUSTED_PREFIXES = (
+    "sklearn.", "numpy.", "scipy.", "lightgbm.", "xgboost.", "innflow.", "builtins.", "collections.",
+)  # fmt: skip
+
+
+def resolve_store(configured: str | None) -> str:
+    """Config's tracking URI, else MLFLOW_TRACKING_URI, else the embedded SQLite store.
+
+    The deprecated file store is refused: it cannot hold a model registry and is not safe
+    for concurrent runs.
+    """
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_STORE
+    if uri.startswith("file:") or "://" not in uri:
+        raise TrackingError(
+            f"tracking store {uri!r} is a file store, which innflow does not use; "
+            f"use {DEFAULT_STORE} or an http(s):// tracking server"
+        )
+    return uri
+
+
+def connect(configured: str | None) -> str:
+    """Point MLflow at the resolved store and return its URI."""
+    import mlflow
+
+    uri = resolve_store(configured)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@contextmanager
+def run(experiment: str, run_name: str | None, tags: dict[str, str]) -> Iterator[Run]:
+    """An MLflow run that always ends: FINISHED, or KILLED on Ctrl-C, FAILED on any error
+    (with the error in ``innflow.error``). Never left RUNNING."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.set_experiment(experiment)
+        active = mlflow.start_run(run_name=run_name, tags=tags)
+    except MlflowException as e:
+        raise TrackingError(f"tracking store refused the run: {e.message}") from e
+    try:
+        yield active
+    except BaseException as e:
+        status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+        try:
+            mlflow.set_tag("innflow.error", f"{type(e).__name__}: {e}"[:5000])
+        finally:
+            mlflow.end_run(status=status)
+        raise
+    mlflow.end_run(status="FINISHED")
+
+
+def log_setup(
+    config_yaml: str, params: dict[str, Any], tags: dict[str, str], artifacts: dict[str, str]
+) -> None:
+    """Record what is known before fitting: config, params, provenance, environment files."""
+    import mlflow
+
+    mlflow.log_params({k: _param_value(v) for k, v in params.items()})
+    mlflow.set_tags(tags)
+    mlflow.log_text(config_yaml, CONFIG_ARTIFACT)
+    for artifact_path, text in artifacts.items():
+        mlflow.log_text(text, artifact_path)
+
+
+def _param_value(value: Any) -> str:
+    text = "null" if value is None else str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+def log_datasets(parts: dict[str, pd.DataFrame], source: str, target: str) -> dict[str, str]:
+    """Log train/validation/test as MLflow dataset inputs; return their digests."""
+    import mlflow
+
+    datasets, contexts = [], []
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source twice and warns about its own ambiguity.
+        warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
+        for name, frame in parts.items():
+            datasets.append(mlflow.data.from_pandas(frame, source=source, targets=target, name=name))
+            contexts.append("training" if name == "train" else name)
+    mlflow.log_inputs(datasets=datasets, contexts=contexts, tags_list=[None] * len(datasets))
+    return {ds.name: ds.digest for ds in datasets}
+
+
+def log_results(metrics: dict[str, float], tags: dict[str, str], plot_dir: Path | None) -> None:
+    """Metrics in one batch call, result tags, and every PNG under ``plot_dir``."""
+    import mlflow
+
+    mlflow.log_metrics(metrics)
+    mlflow.set_tags(tags)
+    if plot_dir is not None:
+        mlflow.log_artifacts(str(plot_dir), "plots")
+
+
+def trusted_types(pipeline: Any) -> list[str]:
+    """The non-default types skops must trust to load this pipeline, checked against our
+    allow-list so a model carrying an unexpected type is refused rather than trusted."""
+    import skops.io
+
+    found = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+    unexpected = [t for t in found if not t.startswith(TRUSTED_PREFIXES)]
+    if unexpected:
+        raise TrackingError(f"model holds types innflow does not trust: {', '.join(unexpected)}")
+    return sorted(found)
+
+
+def log_model(
+    pipeline: Any,
+    input_example: pd.DataFrame,
+    pip_requirements: list[str],
+    metadata: dict[str, Any],
+    code_dir: Path,
+) -> str:
+    """Log the whole Pipeline (raw columns in, probability out); return the model URI.
+
+    Format: skops (MLflow's safe default) with an explicit, checked trusted-types list,
+    because LightGBM/XGBoost and innflow's own transformer are not on skops' default list.
+    The pyfunc calls ``predict_proba`` so MLflow clients get probabilities, not labels.
+    Requirements are given explicitly: inference would spawn a subprocess and take seconds.
+    The innflow package rides along as ``code_paths`` so the model loads without innflow
+    installed, with the exact feature code it was trained with.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example_output = pipeline.predict_proba(input_example)
+    with warnings.catch_warnings():
+        # Integer columns stay integers on purpose: a float where a count belongs is bad input.
+        warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
+        signature = infer_signature(input_example, example_output)
+    info = mlflow.sklearn.log_model(
+        pipeline,
+        name=MODEL_NAME,
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=pip_requirements,
+        pyfunc_predict_fn="predict_proba",
+        serialization_format="skops",
+        skops_trusted_types=trusted_types(pipeline),
+        code_paths=[str(code_dir)],
+        metadata=metadata,
+    )
+    return info.model_uri
+
+
+def get_run(run_id: str) -> Run:
+    """Fetch a run, or a one-line RunNotFoundError."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.get_run(run_id)
+    except MlflowException as e:
+        raise RunNotFoundError(f"no run with id {run_id!r} in {mlflow.get_tracking_uri()}") from e
+
+
+def read_config_text(run_id: str) -> str:
+    """The resolved config a run was trained with."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/{CONFIG_ARTIFACT}")
+    except (MlflowException, OSError) as e:
+        raise RunNotFoundError(f"run {run_id} has no {CONFIG_ARTIFACT}: not an innflow run") from e
+
+
+def model_uri(run: Run) -> str:
+    """URI of the model a training run logged."""
+    uri = run.data.tags.get("innflow.model_uri")
+    if not uri:
+        raise RunNotFoundError(f"run {run.info.run_id} logged no innflow model")
+    return uri
+
+
+def load_pyfunc(uri: str) -> Any:
+    """Load a logged model as MLflow's generic pyfunc (what serving and clients use)."""
+    import mlflow
+
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except Exception as e:  # MLflow raises several unrelated types for a missing model
+        raise RunNotFoundError(f"could not load model {uri}: {str(e).splitlines()[0]}") from e

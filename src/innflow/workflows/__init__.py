@@ -1,0 +1,1 @@
+"""Workflows own the side effects: each one opens the MLflow run and drives the pure core."""

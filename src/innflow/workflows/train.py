@@ -1,0 +1,261 @@
+"""`innflow train`: load and check the data, fit, evaluate, and record one complete run.
+
+The fit runs in a worker thread while the main thread imports MLflow, opens the run and
+logs everything known up front (config, provenance, datasets), so tracking costs little
+wall time on top of the fit itself.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from innflow import data as bookings
+from innflow import evaluation, models, plots, provenance, tracking
+from innflow.config import Config, flatten
+from innflow.errors import ConfigError, DataValidationError
+
+Step = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def resolve_threads(threads: int | None) -> int:
+    """Threads for fitting: the argument, else INNFLOW_THREADS, else all cores.
+
+    A runtime choice, not part of the config: results are identical at any thread count.
+    """
+    if threads is None:
+        raw = os.environ.get("INNFLOW_THREADS")
+        try:
+            threads = int(raw) if raw else (os.cpu_count() or 1)
+        except ValueError as e:
+            raise ConfigError(f"INNFLOW_THREADS must be a whole number, got {raw!r}") from e
+    if threads < 1:
+        raise ConfigError(f"threads must be at least 1, got {threads}")
+    return threads
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Validated data, its fingerprint, the split and the leakage-checked input columns."""
+
+    config: Config
+    data_sha256: str
+    split: bookings.Split
+    input_columns: list[str]
+
+    def features(self, part: str) -> pd.DataFrame:
+        """Model input (raw columns) of one split part."""
+        return getattr(self.split, part)[self.input_columns]
+
+    def labels(self, part: str) -> np.ndarray:
+        """Labels of one split part."""
+        return getattr(self.split, part)[bookings.TARGET].to_numpy()
+
+
+def prepare(config: Config) -> Prepared:
+    """Everything that can fail on bad input, done before any run is opened."""
+    input_columns = bookings.input_columns(config.features)
+    models.build_pipeline(config, input_columns, threads=1)  # validates model.params early
+    path = config.data.path
+    if not path.exists():
+        raise DataValidationError(f"data file not found: {path}")
+    sha = bookings.file_sha256(path)
+    if config.data.sha256 and config.data.sha256 != sha:
+        raise DataValidationError(
+            f"{path} has sha256 {sha[:12]}..., but data.sha256 requires {config.data.sha256[:12]}..."
+        )
+    frame = bookings.load_bookings(path)
+    return Prepared(config, sha, bookings.split(frame, config.split, config.seed), input_columns)
+
+
+@dataclass
+class Trained:
+    """The fitted pipeline and everything computed from it."""
+
+    pipeline: Pipeline
+    threshold: float
+    metrics: dict[str, float]
+    test_proba: np.ndarray
+    importance: pd.Series
+    importance_kind: str
+    durations: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def predictions_sha256(self) -> str:
+        """Fingerprint of the test-set probabilities."""
+        return provenance.predictions_sha256(self.test_proba)
+
+
+def fit_and_evaluate(prepared: Prepared, threads: int, on_step: Step = _quiet) -> Trained:
+    """Fit on train, choose the threshold on validation, refit on train+validation (if
+    configured), and evaluate the model that will be logged on test."""
+    config, cols = prepared.config, prepared.input_columns
+    durations: dict[str, float] = {}
+    started = time.perf_counter()
+    on_step(f"fitting {config.model.kind} on {len(prepared.split.train):,} bookings")
+    pipeline = models.fit(
+        models.build_pipeline(config, cols, threads),
+        prepared.features("train"), prepared.labels("train"), threads,
+    )  # fmt: skip
+    val_proba = models.predict_proba(pipeline, prepared.features("validation"), threads)
+    y_val = prepared.labels("validation")
+    threshold = evaluation.choose_threshold(y_val, val_proba, config.evaluation.threshold)
+    metrics = {f"val_{k}": v for k, v in evaluation.classification_metrics(y_val, val_proba, threshold).items()}
+    if config.model.refit_on_validation:
+        on_step("refitting on train + validation")
+        both = pd.concat([prepared.features("train"), prepared.features("validation")])
+        y_both = np.concatenate([prepared.labels("train"), y_val])
+        pipeline = models.fit(models.build_pipeline(config, cols, threads), both, y_both, threads)
+    durations["fit"] = time.perf_counter() - started
+    on_step("evaluating on test")
+    y_test = prepared.labels("test")
+    test_proba = models.predict_proba(pipeline, prepared.features("test"), threads)
+    metrics.update(
+        {f"test_{k}": v for k, v in evaluation.classification_metrics(y_test, test_proba, threshold).items()}
+    )
+    metrics["threshold"] = threshold
+    importance, importance_kind = models.feature_importance(pipeline), "native"
+    if importance.empty:
+        importance = evaluation.permutation_importance(
+            pipeline, prepared.features("test"), y_test, config.seed
+        )
+        importance_kind = "permutation (ROC AUC drop)"
+    return Trained(pipeline, threshold, metrics, test_proba, importance, importance_kind, durations)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What `innflow train` reports."""
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    metrics: dict[str, float]
+    predictions_sha256: str
+    tracking_uri: str
+
+
+def _setup_tags(prepared: Prepared, threads: int, extra: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    config = prepared.config
+    code = provenance.code_state()
+    tags = {
+        "innflow.kind": "train",
+        "innflow.model_kind": config.model.kind,
+        "innflow.git_commit": code.commit,
+        "mlflow.source.git.commit": code.commit,
+        "innflow.git_dirty": str(code.dirty).lower(),
+        "innflow.git_diff_sha256": code.diff_sha256,
+        "innflow.data_path": str(config.data.path),
+        "innflow.data_sha256": prepared.data_sha256,
+        "innflow.config_sha256": config.digest(),
+        "innflow.split": prepared.split.strategy,
+        "innflow.known_later": str(config.features.allow_known_later).lower(),
+        "innflow.threads": str(threads),
+        **provenance.environment_tags(),
+        **extra,
+    }
+    if prepared.split.strategy == "random":
+        tags["innflow.warning"] = "random split: test metrics overstate out-of-time performance"
+    artifacts = {"environment/installed.txt": provenance.installed_distributions()}
+    lock = provenance.source_root() / "uv.lock"
+    if lock.exists():
+        artifacts["environment/uv.lock"] = lock.read_text()
+    if code.dirty:
+        artifacts["code/uncommitted.diff"] = code.diff
+    return tags, artifacts
+
+
+def _pip_requirements(kind: str) -> list[str]:
+    names = ["mlflow", "scikit-learn", "numpy", "pandas", "scipy", "skops", "pyarrow",
+             "pydantic", "pyyaml", "threadpoolctl"]  # fmt: skip
+    names += {"lightgbm": ["lightgbm"], "xgboost": ["xgboost-cpu"]}.get(kind, [])
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in names]
+
+
+def _write_plots(trained: Trained, y_test: np.ndarray, directory: Path) -> Path:
+    p, t = trained.test_proba, trained.threshold
+    plots.roc(y_test, p, directory / "roc.png")
+    plots.precision_recall(y_test, p, t, directory / "precision_recall.png")
+    plots.calibration(y_test, p, directory / "calibration.png")
+    plots.confusion(y_test, p, t, directory / "confusion_matrix.png")
+    plots.importance(
+        trained.importance, f"Feature importance ({trained.importance_kind})",
+        directory / "feature_importance.png",
+    )  # fmt: skip
+    return directory
+
+
+def train(
+    config: Config,
+    threads: int | None = None,
+    on_step: Step = _quiet,
+    extra_tags: dict[str, str] | None = None,
+    prepared: Prepared | None = None,
+) -> TrainOutcome:
+    """Train one model and record it as one MLflow run; the run never stays RUNNING."""
+    threads = resolve_threads(threads)
+    on_step("loading and validating data")
+    prepared = prepared or prepare(config)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="innflow-fit") as pool:
+        fitting = pool.submit(fit_and_evaluate, prepared, threads, on_step)
+        try:
+            store = tracking.connect(config.tracking.uri)
+            tags, artifacts = _setup_tags(prepared, threads, extra_tags or {})
+            params = flatten(config.to_dict())
+            params["input_columns"] = ",".join(prepared.input_columns)
+            with tracking.run(config.tracking.experiment, config.tracking.run_name, tags) as active:
+                tracking.log_setup(config.to_yaml(), params, tags, artifacts)
+                tracking.log_datasets(
+                    {p: getattr(prepared.split, p) for p in ("train", "validation", "test")},
+                    source=str(config.data.path), target=bookings.TARGET,
+                )  # fmt: skip
+                trained = fitting.result()
+                on_step("logging plots, metrics and model")
+                y_test = prepared.labels("test")
+                with tempfile.TemporaryDirectory(prefix="innflow-plots-") as tmp:
+                    plot_dir = _write_plots(trained, y_test, Path(tmp))
+                    sizes = {f"rows_{k}": float(v) for k, v in prepared.split.sizes().items()}
+                    timing = {f"duration_{k}_seconds": v for k, v in trained.durations.items()}
+                    result_tags = {
+                        "innflow.predictions_sha256": trained.predictions_sha256,
+                        "innflow.threshold": repr(trained.threshold),
+                    }
+                    tracking.log_results({**trained.metrics, **sizes, **timing}, result_tags, plot_dir)
+                uri = tracking.log_model(
+                    trained.pipeline,
+                    input_example=prepared.features("test").head(5),
+                    pip_requirements=_pip_requirements(config.model.kind),
+                    metadata={
+                        "innflow_threshold": trained.threshold,
+                        "innflow_model_kind": config.model.kind,
+                        "innflow_predictions_sha256": trained.predictions_sha256,
+                        "innflow_input_columns": prepared.input_columns,
+                    },
+                    code_dir=Path(__file__).resolve().parents[1],
+                )
+                tracking.log_results({}, {"innflow.model_uri": uri}, None)
+                return TrainOutcome(
+                    run_id=active.info.run_id,
+                    experiment_id=active.info.experiment_id,
+                    model_uri=uri,
+                    metrics=trained.metrics,
+                    predictions_sha256=trained.predictions_sha256,
+                    tracking_uri=store,
+                )
+        finally:
+            fitting.cancel()

@@ -1,0 +1,46 @@
+"""The layering in STYLE.md, enforced: the pure core imports no MLflow, Typer or FastAPI."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "innflow"
+CORE = ["config", "data", "features", "models", "evaluation", "plots", "provenance", "errors"]
+FORBIDDEN_IN_CORE = {"mlflow", "typer", "fastapi", "rich", "innflow.tracking", "innflow.workflows", "innflow.cli"}
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_module_stays_pure(module: str) -> None:
+    imported = _imports(SRC / f"{module}.py")
+    bad = {name for name in imported if name.split(".")[0] in FORBIDDEN_IN_CORE or name in FORBIDDEN_IN_CORE}
+    assert not bad, f"{module}.py imports {bad}"
+
+
+def test_only_tracking_imports_mlflow() -> None:
+    offenders = [
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if path.name != "tracking.py" and any(n.split(".")[0] == "mlflow" for n in _imports(path))
+    ]
+    assert offenders == []
+
+
+def test_cli_help_does_not_import_mlflow_or_sklearn() -> None:
+    code = "import sys, innflow.cli; print(sorted(m for m in ('mlflow', 'sklearn', 'pandas') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

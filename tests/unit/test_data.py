@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from innflow import data
+from innflow.config import FeaturesConfig, SplitConfig
+from innflow.errors import DataValidationError, LeakageError
+
+
+def test_sample_is_valid_and_canonical(sample_frame: pd.DataFrame) -> None:
+    frame = data.validate(sample_frame)
+    assert list(frame.columns) == list(data.SCHEMA)
+    assert frame["lead_time"].dtype == "int64"
+    assert frame["agent"].dtype == "float64"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda f: f.drop(columns=["lead_time"]), "missing column(s): lead_time"),
+        (lambda f: f.assign(lead_time=f["lead_time"].astype(str)), "column 'lead_time': expected numbers"),
+        (lambda f: f.assign(adults=np.where(f.index < 3, -1, f["adults"])), "column 'adults': 3 rows are negative"),
+        (lambda f: f.assign(arrival_date_month="Jully"), "column 'arrival_date_month': 40 rows are not month names"),
+        (lambda f: f.assign(arrival_date_day_of_month=np.where(f.index == 0, 32, f["arrival_date_day_of_month"])), "1 rows outside 1..31"),
+        (lambda f: f.assign(is_canceled=np.where(f.index == 0, 2, f["is_canceled"])), "column 'is_canceled': 1 rows are not 0 or 1"),
+        (lambda f: f.assign(hotel=np.where(f.index < 2, None, f["hotel"])), "column 'hotel': 2 rows are null"),
+        (lambda f: f.assign(lead_time=f["lead_time"] + 0.5), "column 'lead_time': 40 rows are not whole numbers"),
+    ],
+)
+def test_schema_problems_name_column_and_row_count(tiny_frame, mutate, message) -> None:
+    with pytest.raises(DataValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        data.validate(mutate(tiny_frame))
+
+
+def test_impossible_arrival_date_is_refused(tiny_frame: pd.DataFrame) -> None:
+    bad = tiny_frame.copy()
+    bad.loc[0, ["arrival_date_month", "arrival_date_day_of_month"]] = ["February", 30]
+    with pytest.raises(DataValidationError, match="arrival date: 1 rows do not form a valid date"):
+        data.validate(bad)
+
+
+def test_files_that_cannot_be_read(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.parquet"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"this is not parquet at all")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("hotel,is_canceled\n")
+    for path, message in [
+        (tmp_path / "missing.parquet", "not found"),
+        (empty, "empty"),
+        (garbage, "not a readable parquet file"),
+        (text, "unsupported file type"),
+        (header_only, "no rows"),
+    ]:
+        with pytest.raises(DataValidationError, match=message):
+            data.read_table(path)
+
+
+def test_csv_and_parquet_load_identically(tmp_path: Path, tiny_frame: pd.DataFrame) -> None:
+    parquet, csv = tmp_path / "b.parquet", tmp_path / "b.csv"
+    tiny_frame.to_parquet(parquet)
+    tiny_frame.to_csv(csv, index=False)
+    pd.testing.assert_frame_equal(data.load_bookings(parquet), data.load_bookings(csv))
+
+
+def test_fingerprint_changes_with_one_byte(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abc")
+    first = data.file_sha256(path)
+    path.write_bytes(b"abd")
+    assert first != data.file_sha256(path)
+    assert len(first) == 64
+
+
+def test_summary_counts(tiny_frame: pd.DataFrame) -> None:
+    summary = data.summarize(data.validate(tiny_frame))
+    assert summary["rows"] == len(tiny_frame)
+    assert summary["cancellation_rate"] == round(tiny_frame["is_canceled"].mean(), 4)
+    assert set(summary["cancellation_rate_by_hotel"]) <= set(data.HOTELS)
+
+
+def test_time_split_respects_arrival_dates(sample_frame: pd.DataFrame) -> None:
+    frame = data.validate(sample_frame)
+    parts = data.split(frame, SplitConfig(), seed=0)
+    arrival = data.arrival_dates(frame)
+    assert arrival[parts.train.index].max() < pd.Timestamp("2016-07-01")
+    assert arrival[parts.validation.index].min() >= pd.Timestamp("2016-07-01")
+    assert arrival[parts.validation.index].max() < pd.Timestamp("2017-01-01")
+    assert arrival[parts.test.index].min() >= pd.Timestamp("2017-01-01")
+    assert sum(parts.sizes().values()) == len(frame)
+
+
+def test_test_end_bounds_the_test_window(sample_frame: pd.DataFrame) -> None:
+    frame = data.validate(sample_frame)
+    parts = data.split(frame, SplitConfig(test_end="2017-03-31"), seed=0)
+    assert data.arrival_dates(frame)[parts.test.index].max() <= pd.Timestamp("2017-03-31")
+
+
+def test_split_with_empty_part_is_refused(sample_frame: pd.DataFrame) -> None:
+    config = SplitConfig(validation_start="2018-01-01", test_start="2018-06-01")
+    with pytest.raises(DataValidationError, match="no rows in validation, test"):
+        data.split(data.validate(sample_frame), config, seed=0)
+
+
+def test_random_split_only_when_asked_and_is_a_partition(sample_frame: pd.DataFrame) -> None:
+    frame = data.validate(sample_frame)
+    parts = data.split(frame, SplitConfig(strategy="random"), seed=1)
+    assert parts.strategy == "random"
+    indices = [set(p.index) for p in (parts.train, parts.validation, parts.test)]
+    assert set.union(*indices) == set(frame.index)
+    assert sum(len(i) for i in indices) == len(frame)
+    again = data.split(frame, SplitConfig(strategy="random"), seed=1)
+    assert list(again.test.index) == list(parts.test.index)
+
+
+def test_leakage_guard_refuses_outcome_columns() -> None:
+    for column in ("reservation_status", "reservation_status_date", "is_canceled"):
+        with pytest.raises(LeakageError, match=column):
+            data.input_columns(FeaturesConfig(include=["lead_time", column], allow_known_later=True))
+
+
+def test_known_later_columns_need_explicit_permission() -> None:
+    default = data.input_columns(FeaturesConfig())
+    assert not set(default) & set(data.KNOWN_LATER)
+    assert not set(default) & set(data.FORBIDDEN)
+    allowed = data.input_columns(FeaturesConfig(allow_known_later=True))
+    assert set(data.KNOWN_LATER) <= set(allowed)
+    with pytest.raises(LeakageError, match="allow_known_later"):
+        data.input_columns(FeaturesConfig(include=["lead_time", "country"]))
+
+
+def test_include_keeps_date_parts_for_derived_features() -> None:
+    cols = data.input_columns(FeaturesConfig(include=["lead_time", "hotel"]))
+    assert cols == ["hotel", "lead_time", "arrival_date_year", "arrival_date_month", "arrival_date_day_of_month"]
+
+
+def test_unknown_columns_in_feature_lists() -> None:
+    with pytest.raises(LeakageError, match="unknown column 'nope'"):
+        data.input_columns(FeaturesConfig(include=["nope"]))
+    with pytest.raises(LeakageError, match="unknown column 'nada'"):
+        data.input_columns(FeaturesConfig(exclude=["nada"]))
