@@ -23,7 +23,14 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="*", default=list(MODEL_KINDS))
     args = parser.parse_args()
     table = Table(title="model kinds on the default split (test = 2017 arrivals)")
-    for column in ("kind", "val ROC AUC", "test ROC AUC", "test PR AUC", "test Brier", "fit+eval s"):
+    for column in (
+        "kind",
+        "val ROC AUC",
+        "test ROC AUC",
+        "test PR AUC",
+        "test Brier",
+        "fit+eval s",
+    ):
         table.add_column(column, justify="right")
     for kind in args.kinds:
         prepared = prepare(config_module.load(None, [f"model.kind={kind}"]))

@@ -58,7 +58,7 @@ class _Progress:
         self._status.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self._status.__exit__(*exc)
 
     def __call__(self, message: str) -> None:
@@ -134,7 +134,11 @@ def train(
             }
         )
         return
-    out.print(_metrics_table(outcome.metrics, f"{resolved.model.kind}: threshold {outcome.metrics['threshold']:.3f}"))
+    out.print(
+        _metrics_table(
+            outcome.metrics, f"{resolved.model.kind}: threshold {outcome.metrics['threshold']:.3f}"
+        )
+    )
     out.print(f"run_id      {outcome.run_id}")
     out.print(f"experiment  {resolved.tracking.experiment} ({outcome.experiment_id})")
     out.print(f"model       {outcome.model_uri}")
@@ -156,12 +160,16 @@ def reproduce(
     if as_json:
         _emit_json(report.to_dict())
     else:
-        shown = [c for c in report.checks if not c.same or c.name.endswith("sha256") and c.decisive]
+        shown = [c for c in report.checks if not c.same or c.name.endswith("predictions sha256")]
         table = Table(title=f"reproduce {run_id} -> {report.new_run_id}")
         for column in ("check", "original", "now", ""):
             table.add_column(column, overflow="fold")
         for check in shown:
-            mark = "[green]same[/]" if check.same else ("[red]DIFFERS[/]" if check.decisive else "[yellow]differs[/]")
+            mark = (
+                "[green]same[/]"
+                if check.same
+                else ("[red]DIFFERS[/]" if check.decisive else "[yellow]differs[/]")
+            )
             table.add_row(check.name, check.original, check.now, mark)
         out.print(table)
         same = sum(c.same for c in report.checks)

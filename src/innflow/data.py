@@ -109,7 +109,11 @@ def arrival_dates(frame: pd.DataFrame) -> pd.Series:
     """Arrival date from year, English month name and day; NaT where they make no date."""
     month = frame["arrival_date_month"].map({m: i for i, m in enumerate(MONTHS, 1)})
     parts = pd.DataFrame(
-        {"year": frame["arrival_date_year"], "month": month, "day": frame["arrival_date_day_of_month"]}
+        {
+            "year": frame["arrival_date_year"],
+            "month": month,
+            "day": frame["arrival_date_day_of_month"],
+        }
     )
     return pd.to_datetime(parts, errors="coerce")
 
@@ -164,11 +168,15 @@ def validate(frame: pd.DataFrame, required: tuple[str, ...] = tuple(SCHEMA)) -> 
         unknown = int((~months.isin(MONTHS)).sum())
         if unknown:
             examples = ", ".join(repr(m) for m in months[~months.isin(MONTHS)].unique()[:3])
-            problems.append(f"column 'arrival_date_month': {unknown} rows are not month names ({examples})")
+            problems.append(
+                f"column 'arrival_date_month': {unknown} rows are not month names ({examples})"
+            )
         days = frame["arrival_date_day_of_month"]
         out_of_range = int(((days < 1) | (days > 31)).sum())
         if out_of_range:
-            problems.append(f"column 'arrival_date_day_of_month': {out_of_range} rows outside 1..31")
+            problems.append(
+                f"column 'arrival_date_day_of_month': {out_of_range} rows outside 1..31"
+            )
         weeks = frame["arrival_date_week_number"]
         if bad_weeks := int(((weeks < 1) | (weeks > 53)).sum()):
             problems.append(f"column 'arrival_date_week_number': {bad_weeks} rows outside 1..53")
@@ -177,7 +185,9 @@ def validate(frame: pd.DataFrame, required: tuple[str, ...] = tuple(SCHEMA)) -> 
             if invalid:
                 problems.append(f"arrival date: {invalid} rows do not form a valid date")
     if "reservation_status_date" in required and not problems:
-        unparsed = int(pd.to_datetime(frame["reservation_status_date"], errors="coerce").isna().sum())
+        unparsed = int(
+            pd.to_datetime(frame["reservation_status_date"], errors="coerce").isna().sum()
+        )
         if unparsed:
             problems.append(f"column 'reservation_status_date': {unparsed} rows are not dates")
     if problems:
@@ -215,7 +225,8 @@ def summarize(frame: pd.DataFrame) -> dict:
         "arrival_last": arrival.max().date().isoformat(),
         "cancellation_rate": round(float(frame[TARGET].mean()), 4),
         "cancellation_rate_by_year": {
-            int(k): round(float(v), 4) for k, v in frame.groupby(arrival.dt.year)[TARGET].mean().items()
+            str(k): round(float(v), 4)
+            for k, v in frame.groupby(arrival.dt.year)[TARGET].mean().items()
         },
         "cancellation_rate_by_hotel": {
             str(k): round(float(v), 4) for k, v in frame.groupby("hotel")[TARGET].mean().items()
@@ -224,7 +235,9 @@ def summarize(frame: pd.DataFrame) -> dict:
     }
 
 
-def input_columns(features: FeaturesConfig, available: tuple[str, ...] = INPUT_COLUMNS) -> list[str]:
+def input_columns(
+    features: FeaturesConfig, available: tuple[str, ...] = INPUT_COLUMNS
+) -> list[str]:
     """The raw columns the model is given, after the leakage guard.
 
     Outcome columns are refused outright; "known later" columns only with
@@ -234,7 +247,9 @@ def input_columns(features: FeaturesConfig, available: tuple[str, ...] = INPUT_C
     requested = list(features.include) if features.include is not None else None
     for name in requested or []:
         if name in FORBIDDEN:
-            raise LeakageError(f"column '{name}' is the booking's outcome and can never be a feature")
+            raise LeakageError(
+                f"column '{name}' is the booking's outcome and can never be a feature"
+            )
         if name == TARGET:
             raise LeakageError(f"column '{name}' is the label and can never be a feature")
         if name in KNOWN_LATER and not features.allow_known_later:
@@ -248,9 +263,7 @@ def input_columns(features: FeaturesConfig, available: tuple[str, ...] = INPUT_C
         if name not in SCHEMA:
             raise LeakageError(f"unknown column '{name}' in features.exclude")
     if requested is None:
-        requested = [
-            c for c in available if features.allow_known_later or c not in KNOWN_LATER
-        ]
+        requested = [c for c in available if features.allow_known_later or c not in KNOWN_LATER]
     date_parts = ["arrival_date_year", "arrival_date_month", "arrival_date_day_of_month"]
     return [c for c in INPUT_COLUMNS if c in requested or c in date_parts]
 
@@ -266,7 +279,11 @@ class Split:
 
     def sizes(self) -> dict[str, int]:
         """Row counts per part."""
-        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+        return {
+            "train": len(self.train),
+            "validation": len(self.validation),
+            "test": len(self.test),
+        }
 
 
 def split(frame: pd.DataFrame, config: SplitConfig, seed: int) -> Split:

@@ -21,14 +21,18 @@ def choose_threshold(y_true: np.ndarray, proba: np.ndarray, rule: str | float) -
     return float(thresholds[int(np.argmax(f1[:-1]))])
 
 
-def classification_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
+def classification_metrics(
+    y_true: np.ndarray, proba: np.ndarray, threshold: float
+) -> dict[str, float]:
     """The standard set of ranking, probability and decision metrics."""
     y_true = np.asarray(y_true)
     decision = (proba >= threshold).astype(int)
     both_classes = len(np.unique(y_true)) == 2
     return {
         "roc_auc": float(skm.roc_auc_score(y_true, proba)) if both_classes else float("nan"),
-        "pr_auc": float(skm.average_precision_score(y_true, proba)) if both_classes else float("nan"),
+        "pr_auc": float(skm.average_precision_score(y_true, proba))
+        if both_classes
+        else float("nan"),
         "log_loss": float(skm.log_loss(y_true, proba, labels=[0, 1])),
         "brier": float(skm.brier_score_loss(y_true, proba)),
         "accuracy": float(skm.accuracy_score(y_true, decision)),
@@ -38,7 +42,9 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: flo
     }
 
 
-def permutation_importance(pipeline, X: pd.DataFrame, y: np.ndarray, seed: int, rows: int = 3000) -> pd.Series:
+def permutation_importance(
+    pipeline, X: pd.DataFrame, y: np.ndarray, seed: int, rows: int = 3000
+) -> pd.Series:
     """ROC AUC lost when each raw input column is shuffled, on a fixed subsample."""
     from sklearn.inspection import permutation_importance as sk_permutation
 

@@ -36,11 +36,13 @@ class BookingFeatures(TransformerMixin, BaseEstimator):
     """
 
     def fit(self, X: pd.DataFrame, y: object = None) -> BookingFeatures:
+        """Remember the raw input columns."""
         self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Engineered features first, then the raw columns (categoricals as text)."""
         weekend = X["stays_in_weekend_nights"].to_numpy(dtype="float64")
         week = X["stays_in_week_nights"].to_numpy(dtype="float64")
         adults = X["adults"].to_numpy(dtype="float64")
@@ -53,7 +55,11 @@ class BookingFeatures(TransformerMixin, BaseEstimator):
         month = X["arrival_date_month"].map(_MONTH_NUMBER).to_numpy(dtype="float64")
         arrival = pd.to_datetime(
             pd.DataFrame(
-                {"year": X["arrival_date_year"], "month": month, "day": X["arrival_date_day_of_month"]}
+                {
+                    "year": X["arrival_date_year"],
+                    "month": month,
+                    "day": X["arrival_date_day_of_month"],
+                }
             ),
             errors="coerce",
         )
@@ -63,7 +69,9 @@ class BookingFeatures(TransformerMixin, BaseEstimator):
         prev_total = prev_cancel + prev_kept
         out = {
             "total_nights": nights,
-            "weekend_share": np.divide(weekend, nights, out=np.zeros_like(nights), where=nights > 0),
+            "weekend_share": np.divide(
+                weekend, nights, out=np.zeros_like(nights), where=nights > 0
+            ),
             "guests": guests,
             "adr_per_person": adr / np.maximum(adults + children, 1.0),
             "revenue": adr * nights,
@@ -88,12 +96,13 @@ class BookingFeatures(TransformerMixin, BaseEstimator):
         return frame
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """Names of the transformed columns, in order."""
         names = list(ENGINEERED) + list(self.feature_names_in_)
         return np.asarray(names, dtype=object)
 
 
 def _as_category_text(series: pd.Series) -> np.ndarray:
-    """Categories as plain strings; agent/company ids stay ids ("9", not "9.0"), missing is "none"."""
+    """Categories as plain strings: ids stay ids ("9", not "9.0"), missing becomes "none"."""
     if pd.api.types.is_numeric_dtype(series):
         values = series.to_numpy(dtype="float64")
         text = np.where(np.isnan(values), "none", np.nan_to_num(values).astype("int64").astype(str))
@@ -109,7 +118,9 @@ def model_columns(input_columns: list[str], exclude: list[str]) -> tuple[list[st
     return categorical, numeric
 
 
-def encoder(kind: str, categorical: list[str], numeric: list[str], min_count: int) -> ColumnTransformer:
+def encoder(
+    kind: str, categorical: list[str], numeric: list[str], min_count: int
+) -> ColumnTransformer:
     """Encode the engineered frame for an estimator family.
 
     Trees get ordinal codes (rare levels grouped, unseen levels as missing) so LightGBM and

@@ -1,5 +1,6 @@
 """Evaluation plots as PNG files. Uses matplotlib's object API (no pyplot state), so it is
-safe to call from any thread and never opens a window."""
+safe to call from any thread and never opens a window.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ def precision_recall(y: np.ndarray, proba: np.ndarray, threshold: float, path: P
     ax = fig.subplots()
     ax.plot(recall, precision, label=f"AP {skm.average_precision_score(y, proba):.4f}")
     at = int(np.clip(np.searchsorted(thresholds, threshold), 0, len(thresholds) - 1))
-    ax.scatter([recall[at]], [precision[at]], color="red", zorder=3, label=f"threshold {threshold:.3f}")
+    ax.scatter(
+        [recall[at]], [precision[at]], color="red", zorder=3, label=f"threshold {threshold:.3f}"
+    )
     ax.axhline(float(np.mean(y)), linestyle="--", color="grey", linewidth=0.8)
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (test)")
     ax.legend(loc="lower left")

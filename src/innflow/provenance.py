@@ -74,9 +74,7 @@ def lockfile_sha256() -> str:
 
 def installed_distributions() -> str:
     """`name==version` of every installed distribution, sorted: the environment as run."""
-    names = {
-        f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in metadata.distributions()
-    }
+    names = {f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in metadata.distributions()}
     return "\n".join(sorted(n for n in names if not n.startswith("=="))) + "\n"
 
 

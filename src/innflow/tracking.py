@@ -24,7 +24,8 @@ MODEL_NAME = "model"
 CONFIG_ARTIFACT = "config/resolved.yaml"
 # Types the skops-serialized pipeline may contain; anything else is refused at log time.
 TRUSTED_PREFIXES = (
-    "sklearn.", "numpy.", "scipy.", "lightgbm.", "xgboost.", "innflow.", "builtins.", "collections.",
+    "sklearn.", "numpy.", "scipy.", "lightgbm.", "xgboost.", "innflow.",
+    "builtins.", "collections.", "functools.partial",
 )  # fmt: skip
 
 
@@ -55,7 +56,8 @@ def connect(configured: str | None) -> str:
 @contextmanager
 def run(experiment: str, run_name: str | None, tags: dict[str, str]) -> Iterator[Run]:
     """An MLflow run that always ends: FINISHED, or KILLED on Ctrl-C, FAILED on any error
-    (with the error in ``innflow.error``). Never left RUNNING."""
+    (with the error in ``innflow.error``). Never left RUNNING.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -97,13 +99,15 @@ def _param_value(value: Any) -> str:
 def log_datasets(parts: dict[str, pd.DataFrame], source: str, target: str) -> dict[str, str]:
     """Log train/validation/test as MLflow dataset inputs; return their digests."""
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
 
-    datasets, contexts = [], []
+    datasets: list[Any] = []
+    contexts: list[str | None] = []
     with warnings.catch_warnings():
         # MLflow registers its local-file source twice and warns about its own ambiguity.
         warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
         for name, frame in parts.items():
-            datasets.append(mlflow.data.from_pandas(frame, source=source, targets=target, name=name))
+            datasets.append(from_pandas(frame, source=source, targets=target, name=name))
             contexts.append("training" if name == "train" else name)
     mlflow.log_inputs(datasets=datasets, contexts=contexts, tags_list=[None] * len(datasets))
     return {ds.name: ds.digest for ds in datasets}
@@ -121,7 +125,8 @@ def log_results(metrics: dict[str, float], tags: dict[str, str], plot_dir: Path 
 
 def trusted_types(pipeline: Any) -> list[str]:
     """The non-default types skops must trust to load this pipeline, checked against our
-    allow-list so a model carrying an unexpected type is refused rather than trusted."""
+    allow-list so a model carrying an unexpected type is refused rather than trusted.
+    """
     import skops.io
 
     found = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))

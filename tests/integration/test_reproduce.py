@@ -22,7 +22,11 @@ def test_every_kind_reproduces_at_another_thread_count(workdir, kind) -> None:
     differing = [(c.name, c.original, c.now) for c in report.differences() if c.decisive]
     assert report.identical, differing
     names = {c.name for c in report.checks}
-    assert {"test predictions sha256", "logged model predictions sha256", "metric test_roc_auc"} <= names
+    assert {
+        "test predictions sha256",
+        "logged model predictions sha256",
+        "metric test_roc_auc",
+    } <= names
     threads = next(c for c in report.checks if c.name == "threads")
     assert (threads.original, threads.now) == ("1", "2")
 

@@ -25,7 +25,16 @@ def test_train_logs_a_complete_run(workdir, cli) -> None:
     assert client.get_experiment(run.info.experiment_id).name == "hotel-cancellation"
 
     for part in ("val", "test"):
-        for name in ("roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "f1", "precision", "recall"):
+        for name in (
+            "roc_auc",
+            "pr_auc",
+            "log_loss",
+            "brier",
+            "accuracy",
+            "f1",
+            "precision",
+            "recall",
+        ):
             assert f"{part}_{name}" in run.data.metrics
     assert 0 < run.data.metrics["threshold"] < 1
     assert run.data.metrics["test_roc_auc"] > 0.75
@@ -34,7 +43,10 @@ def test_train_logs_a_complete_run(workdir, cli) -> None:
     assert run.data.params["model.params.n_estimators"] == "40"
 
     tags = run.data.tags
-    assert tags["innflow.data_sha256"] == provenance.hashlib.sha256(workdir.data.read_bytes()).hexdigest()
+    assert (
+        tags["innflow.data_sha256"]
+        == provenance.hashlib.sha256(workdir.data.read_bytes()).hexdigest()
+    )
     assert len(tags["innflow.git_commit"]) in (40, len("unknown"))
     assert tags["innflow.git_dirty"] in ("true", "false")
     assert tags["innflow.config_sha256"] == config.load(None, workdir.overrides()).digest()
@@ -50,7 +62,13 @@ def test_train_logs_a_complete_run(workdir, cli) -> None:
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert plots == {
         f"plots/{n}.png"
-        for n in ("roc", "precision_recall", "calibration", "confusion_matrix", "feature_importance")
+        for n in (
+            "roc",
+            "precision_recall",
+            "calibration",
+            "confusion_matrix",
+            "feature_importance",
+        )
     }
     env = {a.path for a in client.list_artifacts(run.info.run_id, "environment")}
     assert {"environment/uv.lock", "environment/installed.txt"} <= env
@@ -71,7 +89,10 @@ def test_logged_model_loads_and_predicts_bit_identically(workdir) -> None:
     prepared = prepare(cfg)
     proba = np.asarray(model.predict(prepared.features("test")), dtype="float64")[:, 1]
     assert provenance.predictions_sha256(proba) == outcome.predictions_sha256
-    assert mlflow.get_run(outcome.run_id).data.tags["innflow.predictions_sha256"] == outcome.predictions_sha256
+    assert (
+        mlflow.get_run(outcome.run_id).data.tags["innflow.predictions_sha256"]
+        == outcome.predictions_sha256
+    )
 
 
 def test_logged_test_metrics_are_those_of_the_logged_model(workdir) -> None:
@@ -81,14 +102,19 @@ def test_logged_test_metrics_are_those_of_the_logged_model(workdir) -> None:
     cfg = config.load(None, workdir.overrides())
     outcome = train(cfg, threads=1)
     prepared = prepare(cfg)
-    proba = mlflow.sklearn.load_model(outcome.model_uri).predict_proba(prepared.features("test"))[:, 1]
+    proba = mlflow.sklearn.load_model(outcome.model_uri).predict_proba(prepared.features("test"))[
+        :, 1
+    ]
     assert roc_auc_score(prepared.labels("test"), proba) == outcome.metrics["test_roc_auc"]
 
 
 def test_random_split_and_known_later_are_tagged(workdir) -> None:
     import mlflow
 
-    cfg = config.load(None, workdir.overrides("logreg", "split.strategy=random", "features.allow_known_later=true"))
+    cfg = config.load(
+        None,
+        workdir.overrides("logreg", "split.strategy=random", "features.allow_known_later=true"),
+    )
     outcome = train(cfg, threads=1)
     tags = mlflow.get_run(outcome.run_id).data.tags
     assert tags["innflow.split"] == "random"

@@ -11,7 +11,15 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "innflow"
 CORE = ["config", "data", "features", "models", "evaluation", "plots", "provenance", "errors"]
-FORBIDDEN_IN_CORE = {"mlflow", "typer", "fastapi", "rich", "innflow.tracking", "innflow.workflows", "innflow.cli"}
+FORBIDDEN_IN_CORE = {
+    "mlflow",
+    "typer",
+    "fastapi",
+    "rich",
+    "innflow.tracking",
+    "innflow.workflows",
+    "innflow.cli",
+}
 
 
 def _imports(path: Path) -> set[str]:
@@ -27,7 +35,11 @@ def _imports(path: Path) -> set[str]:
 @pytest.mark.parametrize("module", CORE)
 def test_core_module_stays_pure(module: str) -> None:
     imported = _imports(SRC / f"{module}.py")
-    bad = {name for name in imported if name.split(".")[0] in FORBIDDEN_IN_CORE or name in FORBIDDEN_IN_CORE}
+    bad = {
+        name
+        for name in imported
+        if name.split(".")[0] in FORBIDDEN_IN_CORE or name in FORBIDDEN_IN_CORE
+    }
     assert not bad, f"{module}.py imports {bad}"
 
 
@@ -41,6 +53,9 @@ def test_only_tracking_imports_mlflow() -> None:
 
 
 def test_cli_help_does_not_import_mlflow_or_sklearn() -> None:
-    code = "import sys, innflow.cli; print(sorted(m for m in ('mlflow', 'sklearn', 'pandas') if m in sys.modules))"
+    code = (
+        "import sys, innflow.cli; "
+        "print(sorted(m for m in ('mlflow', 'sklearn', 'pandas') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -22,13 +22,36 @@ def test_sample_is_valid_and_canonical(sample_frame: pd.DataFrame) -> None:
     ("mutate", "message"),
     [
         (lambda f: f.drop(columns=["lead_time"]), "missing column(s): lead_time"),
-        (lambda f: f.assign(lead_time=f["lead_time"].astype(str)), "column 'lead_time': expected numbers"),
-        (lambda f: f.assign(adults=np.where(f.index < 3, -1, f["adults"])), "column 'adults': 3 rows are negative"),
-        (lambda f: f.assign(arrival_date_month="Jully"), "column 'arrival_date_month': 40 rows are not month names"),
-        (lambda f: f.assign(arrival_date_day_of_month=np.where(f.index == 0, 32, f["arrival_date_day_of_month"])), "1 rows outside 1..31"),
-        (lambda f: f.assign(is_canceled=np.where(f.index == 0, 2, f["is_canceled"])), "column 'is_canceled': 1 rows are not 0 or 1"),
-        (lambda f: f.assign(hotel=np.where(f.index < 2, None, f["hotel"])), "column 'hotel': 2 rows are null"),
-        (lambda f: f.assign(lead_time=f["lead_time"] + 0.5), "column 'lead_time': 40 rows are not whole numbers"),
+        (
+            lambda f: f.assign(lead_time=f["lead_time"].astype(str)),
+            "column 'lead_time': expected numbers",
+        ),
+        (
+            lambda f: f.assign(adults=np.where(f.index < 3, -1, f["adults"])),
+            "column 'adults': 3 rows are negative",
+        ),
+        (
+            lambda f: f.assign(arrival_date_month="Jully"),
+            "column 'arrival_date_month': 40 rows are not month names",
+        ),
+        (
+            lambda f: f.assign(
+                arrival_date_day_of_month=np.where(f.index == 0, 32, f["arrival_date_day_of_month"])
+            ),
+            "1 rows outside 1..31",
+        ),
+        (
+            lambda f: f.assign(is_canceled=np.where(f.index == 0, 2, f["is_canceled"])),
+            "column 'is_canceled': 1 rows are not 0 or 1",
+        ),
+        (
+            lambda f: f.assign(hotel=np.where(f.index < 2, None, f["hotel"])),
+            "column 'hotel': 2 rows are null",
+        ),
+        (
+            lambda f: f.assign(lead_time=f["lead_time"] + 0.5),
+            "column 'lead_time': 40 rows are not whole numbers",
+        ),
     ],
 )
 def test_schema_problems_name_column_and_row_count(tiny_frame, mutate, message) -> None:
@@ -123,7 +146,9 @@ def test_random_split_only_when_asked_and_is_a_partition(sample_frame: pd.DataFr
 def test_leakage_guard_refuses_outcome_columns() -> None:
     for column in ("reservation_status", "reservation_status_date", "is_canceled"):
         with pytest.raises(LeakageError, match=column):
-            data.input_columns(FeaturesConfig(include=["lead_time", column], allow_known_later=True))
+            data.input_columns(
+                FeaturesConfig(include=["lead_time", column], allow_known_later=True)
+            )
 
 
 def test_known_later_columns_need_explicit_permission() -> None:
@@ -138,7 +163,13 @@ def test_known_later_columns_need_explicit_permission() -> None:
 
 def test_include_keeps_date_parts_for_derived_features() -> None:
     cols = data.input_columns(FeaturesConfig(include=["lead_time", "hotel"]))
-    assert cols == ["hotel", "lead_time", "arrival_date_year", "arrival_date_month", "arrival_date_day_of_month"]
+    assert cols == [
+        "hotel",
+        "lead_time",
+        "arrival_date_year",
+        "arrival_date_month",
+        "arrival_date_day_of_month",
+    ]
 
 
 def test_unknown_columns_in_feature_lists() -> None:

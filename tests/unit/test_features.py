@@ -16,7 +16,8 @@ def _booking(**overrides) -> pd.DataFrame:
         "arrival_date_day_of_month": 1, "stays_in_weekend_nights": 2, "stays_in_week_nights": 3,
         "adults": 2, "children": np.nan, "babies": 0, "meal": "BB", "market_segment": "Online TA",
         "distribution_channel": "TA/TO", "is_repeated_guest": 0, "previous_cancellations": 1,
-        "previous_bookings_not_canceled": 3, "reserved_room_type": "A", "deposit_type": "No Deposit",
+        "previous_bookings_not_canceled": 3, "reserved_room_type": "A",
+        "deposit_type": "No Deposit",
         "agent": 9.0, "company": np.nan, "customer_type": "Transient", "adr": 100.0,
         "required_car_parking_spaces": 0, "total_of_special_requests": 1,
     }  # fmt: skip

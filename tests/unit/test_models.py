@@ -25,7 +25,9 @@ def frames(sample_frame: pd.DataFrame):
 
 
 def _config(kind: str, **params) -> config.Config:
-    overrides = [f"model.kind={kind}"] + [f"model.params.{k}={v}" for k, v in {**SMALL[kind], **params}.items()]
+    overrides = [f"model.kind={kind}"] + [
+        f"model.params.{k}={v}" for k, v in {**SMALL[kind], **params}.items()
+    ]
     return config.load(None, overrides)
 
 

@@ -74,8 +74,13 @@ class Report:
             "new_run_id": self.new_run_id,
             "identical": self.identical,
             "checks": [
-                {"name": c.name, "original": c.original, "now": c.now, "same": c.same,
-                 "decisive": c.decisive}  # fmt: skip
+                {
+                    "name": c.name,
+                    "original": c.original,
+                    "now": c.now,
+                    "same": c.same,
+                    "decisive": c.decisive,
+                }
                 for c in self.checks
             ],
         }
@@ -130,8 +135,12 @@ def reproduce(run_id: str, threads: int | None = None, on_step: Step = _quiet) -
             continue  # wall-clock time is not a result
         again = new_metrics.get(name)
         checks.append(
-            Check(f"metric {name}", _metric_text(value),
-                  "(missing)" if again is None else _metric_text(again), decisive=True)  # fmt: skip
+            Check(
+                f"metric {name}",
+                _metric_text(value),
+                "(missing)" if again is None else _metric_text(again),
+                decisive=True,
+            )
         )
     recorded_sha = tags.get("innflow.predictions_sha256", "(not recorded)")
     checks.append(Check("test predictions sha256", recorded_sha, outcome.predictions_sha256, True))

@@ -75,7 +75,8 @@ def prepare(config: Config) -> Prepared:
     sha = bookings.file_sha256(path)
     if config.data.sha256 and config.data.sha256 != sha:
         raise DataValidationError(
-            f"{path} has sha256 {sha[:12]}..., but data.sha256 requires {config.data.sha256[:12]}..."
+            f"{path} has sha256 {sha[:12]}..., "
+            f"but data.sha256 requires {config.data.sha256[:12]}..."
         )
     frame = bookings.load_bookings(path)
     return Prepared(config, sha, bookings.split(frame, config.split, config.seed), input_columns)
@@ -101,7 +102,8 @@ class Trained:
 
 def fit_and_evaluate(prepared: Prepared, threads: int, on_step: Step = _quiet) -> Trained:
     """Fit on train, choose the threshold on validation, refit on train+validation (if
-    configured), and evaluate the model that will be logged on test."""
+    configured), and evaluate the model that will be logged on test.
+    """
     config, cols = prepared.config, prepared.input_columns
     durations: dict[str, float] = {}
     started = time.perf_counter()
@@ -113,7 +115,10 @@ def fit_and_evaluate(prepared: Prepared, threads: int, on_step: Step = _quiet) -
     val_proba = models.predict_proba(pipeline, prepared.features("validation"), threads)
     y_val = prepared.labels("validation")
     threshold = evaluation.choose_threshold(y_val, val_proba, config.evaluation.threshold)
-    metrics = {f"val_{k}": v for k, v in evaluation.classification_metrics(y_val, val_proba, threshold).items()}
+    metrics = {
+        f"val_{k}": v
+        for k, v in evaluation.classification_metrics(y_val, val_proba, threshold).items()
+    }
     if config.model.refit_on_validation:
         on_step("refitting on train + validation")
         both = pd.concat([prepared.features("train"), prepared.features("validation")])
@@ -124,7 +129,10 @@ def fit_and_evaluate(prepared: Prepared, threads: int, on_step: Step = _quiet) -
     y_test = prepared.labels("test")
     test_proba = models.predict_proba(pipeline, prepared.features("test"), threads)
     metrics.update(
-        {f"test_{k}": v for k, v in evaluation.classification_metrics(y_test, test_proba, threshold).items()}
+        {
+            f"test_{k}": v
+            for k, v in evaluation.classification_metrics(y_test, test_proba, threshold).items()
+        }
     )
     metrics["threshold"] = threshold
     importance, importance_kind = models.feature_importance(pipeline), "native"
@@ -148,7 +156,9 @@ class TrainOutcome:
     tracking_uri: str
 
 
-def _setup_tags(prepared: Prepared, threads: int, extra: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def _setup_tags(
+    prepared: Prepared, threads: int, extra: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
     config = prepared.config
     code = provenance.code_state()
     tags = {
@@ -235,7 +245,9 @@ def train(
                         "innflow.predictions_sha256": trained.predictions_sha256,
                         "innflow.threshold": repr(trained.threshold),
                     }
-                    tracking.log_results({**trained.metrics, **sizes, **timing}, result_tags, plot_dir)
+                    tracking.log_results(
+                        {**trained.metrics, **sizes, **timing}, result_tags, plot_dir
+                    )
                 uri = tracking.log_model(
                     trained.pipeline,
                     input_example=prepared.features("test").head(5),

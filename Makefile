@@ -1,0 +1,42 @@
+# One vocabulary for people, hooks and CI. uv is bootstrapped into .tools/ when missing.
+SYSTEM_UV := $(shell command -v uv 2>/dev/null)
+UV := $(if $(SYSTEM_UV),$(SYSTEM_UV),$(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: setup run train test test-fast lint format bench ui clean
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet uv
+
+setup: $(if $(SYSTEM_UV),,$(CURDIR)/.tools/bin/uv)  ## create .venv from uv.lock
+	$(UV) sync --frozen
+
+run: setup  ## the main job on the bundled data and the embedded SQLite store
+	$(RUN) innflow data check
+	$(RUN) innflow train
+
+test: setup  ## the whole suite, slow tests included
+	$(RUN) pytest
+
+test-fast: setup
+	$(RUN) pytest -m "not slow"
+
+lint: setup
+	$(RUN) ruff check src tests benchmarks
+	$(RUN) ruff format --check src tests benchmarks
+	$(RUN) mypy src
+
+format: setup
+	$(RUN) ruff format src tests benchmarks
+	$(RUN) ruff check --fix src tests benchmarks
+
+bench: setup
+	$(RUN) python benchmarks/train_overhead.py
+	$(RUN) python benchmarks/model_kinds.py
+
+ui: setup  ## the MLflow UI on the embedded store: http://127.0.0.1:5000
+	$(RUN) mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
+
+clean:
+	rm -rf .venv .tools mlflow.db mlruns
