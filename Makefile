@@ -10,7 +10,7 @@ $(CURDIR)/.tools/bin/uv:
 	.tools/bin/python -m pip install --quiet uv
 
 setup: $(if $(SYSTEM_UV),,$(CURDIR)/.tools/bin/uv)  ## create .venv from uv.lock
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 run: setup  ## the main job on the bundled data and the embedded SQLite store
 	$(RUN) innflow data check

@@ -175,3 +175,32 @@ def test_data_check(workdir, cli) -> None:
     frame.to_csv(broken, index=False)
     bad = cli("data", "check", str(broken))
     assert bad.code == 2 and "column 'lead_time': 5 rows are negative" in bad.stderr
+
+
+def test_signature_accepts_the_nulls_the_data_has(workdir) -> None:
+    import mlflow
+
+    cfg = config.load(None, workdir.overrides())
+    outcome = train(cfg, threads=1)
+    model = mlflow.pyfunc.load_model(outcome.model_uri)
+    inputs = {spec.name: spec for spec in model.metadata.get_input_schema().inputs}
+    assert not inputs["agent"].required and not inputs["company"].required
+    assert not inputs["children"].required
+    assert inputs["lead_time"].required
+    rows = prepare(cfg).features("test").head(3).copy()
+    rows[["agent", "company", "children"]] = np.nan
+    proba = np.asarray(model.predict(rows))[:, 1]
+    assert np.isfinite(proba).all()
+
+
+def test_interrupted_run_is_killed_not_left_running(workdir) -> None:
+    import mlflow
+
+    from innflow import tracking
+
+    tracking.connect(None)
+    with pytest.raises(KeyboardInterrupt), tracking.run("interrupts", None, {}) as active:
+        raise KeyboardInterrupt
+    run = mlflow.get_run(active.info.run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["innflow.error"].startswith("KeyboardInterrupt")

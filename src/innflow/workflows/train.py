@@ -223,34 +223,24 @@ def train(
     prepared = prepared or prepare(config)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="innflow-fit") as pool:
         fitting = pool.submit(fit_and_evaluate, prepared, threads, on_step)
-        try:
-            store = tracking.connect(config.tracking.uri)
-            tags, artifacts = _setup_tags(prepared, threads, extra_tags or {})
-            params = flatten(config.to_dict())
-            params["input_columns"] = ",".join(prepared.input_columns)
-            with tracking.run(config.tracking.experiment, config.tracking.run_name, tags) as active:
-                tracking.log_setup(config.to_yaml(), params, tags, artifacts)
-                tracking.log_datasets(
-                    {p: getattr(prepared.split, p) for p in ("train", "validation", "test")},
-                    source=str(config.data.path), target=bookings.TARGET,
-                )  # fmt: skip
-                trained = fitting.result()
-                on_step("logging plots, metrics and model")
-                y_test = prepared.labels("test")
-                with tempfile.TemporaryDirectory(prefix="innflow-plots-") as tmp:
-                    plot_dir = _write_plots(trained, y_test, Path(tmp))
-                    sizes = {f"rows_{k}": float(v) for k, v in prepared.split.sizes().items()}
-                    timing = {f"duration_{k}_seconds": v for k, v in trained.durations.items()}
-                    result_tags = {
-                        "innflow.predictions_sha256": trained.predictions_sha256,
-                        "innflow.threshold": repr(trained.threshold),
-                    }
-                    tracking.log_results(
-                        {**trained.metrics, **sizes, **timing}, result_tags, plot_dir
-                    )
+        store = tracking.connect(config.tracking.uri)
+        tags, artifacts = _setup_tags(prepared, threads, extra_tags or {})
+        params = flatten(config.to_dict())
+        params["input_columns"] = ",".join(prepared.input_columns)
+        with tracking.run(config.tracking.experiment, config.tracking.run_name, tags) as active:
+            tracking.log_setup(config.to_yaml(), params, tags, artifacts)
+            tracking.log_datasets(
+                {p: getattr(prepared.split, p) for p in ("train", "validation", "test")},
+                source=str(config.data.path),
+                target=bookings.TARGET,
+            )
+            trained = fitting.result()
+            on_step("logging plots, metrics and model")
+            with tempfile.TemporaryDirectory(prefix="innflow-plots-") as tmp:
+                plotting = pool.submit(_write_plots, trained, prepared.labels("test"), Path(tmp))
                 uri = tracking.log_model(
                     trained.pipeline,
-                    input_example=prepared.features("test").head(5),
+                    inputs=prepared.features("test"),
                     pip_requirements=_pip_requirements(config.model.kind),
                     metadata={
                         "innflow_threshold": trained.threshold,
@@ -259,15 +249,22 @@ def train(
                         "innflow_input_columns": prepared.input_columns,
                     },
                     code_dir=Path(__file__).resolve().parents[1],
+                    nullable=tuple(c for c in prepared.input_columns if bookings.SCHEMA[c][1]),
                 )
-                tracking.log_results({}, {"innflow.model_uri": uri}, None)
-                return TrainOutcome(
-                    run_id=active.info.run_id,
-                    experiment_id=active.info.experiment_id,
-                    model_uri=uri,
-                    metrics=trained.metrics,
-                    predictions_sha256=trained.predictions_sha256,
-                    tracking_uri=store,
-                )
-        finally:
-            fitting.cancel()
+                sizes = {f"rows_{k}": float(v) for k, v in prepared.split.sizes().items()}
+                timing = {f"duration_{k}_seconds": v for k, v in trained.durations.items()}
+                result_tags = {
+                    "innflow.predictions_sha256": trained.predictions_sha256,
+                    "innflow.threshold": repr(trained.threshold),
+                    "innflow.model_uri": uri,
+                }
+                metrics = {**trained.metrics, **sizes, **timing}
+                tracking.log_results(metrics, result_tags, plotting.result())
+            return TrainOutcome(
+                run_id=active.info.run_id,
+                experiment_id=active.info.experiment_id,
+                model_uri=uri,
+                metrics=trained.metrics,
+                predictions_sha256=trained.predictions_sha256,
+                tracking_uri=store,
+            )
