@@ -145,6 +145,11 @@ def train(
     out.print(f"store       {outcome.tracking_uri}")
 
 
+def _short(value: str) -> str:
+    """Hashes shortened for the terminal table (`--json` has them whole)."""
+    return value[:16] + "..." if len(value) == 64 and value.isalnum() else value
+
+
 @app.command()
 def reproduce(
     run_id: Annotated[str, typer.Argument(help="The run to re-execute.")],
@@ -170,7 +175,7 @@ def reproduce(
                 if check.same
                 else ("[red]DIFFERS[/]" if check.decisive else "[yellow]differs[/]")
             )
-            table.add_row(check.name, check.original, check.now, mark)
+            table.add_row(check.name, _short(check.original), _short(check.now), mark)
         out.print(table)
         same = sum(c.same for c in report.checks)
         out.print(f"{same}/{len(report.checks)} checks identical")

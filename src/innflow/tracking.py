@@ -5,6 +5,7 @@ callers never import mlflow themselves.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -96,6 +97,24 @@ def _param_value(value: Any) -> str:
     return text if len(text) <= 6000 else text[:5997] + "..."
 
 
+@contextmanager
+def _known_mlflow_noise() -> Iterator[None]:
+    """Silence MLflow messages that are expected here and would only alarm users."""
+    env_logger = logging.getLogger("mlflow.utils.environment")
+    level = env_logger.level
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source twice and warns about its own ambiguity.
+        warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
+        # Integer columns stay integers on purpose: a float where a count belongs is bad input.
+        warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
+        # uv venvs have no pip; MLflow warns that conda.yaml lists it unversioned.
+        env_logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            env_logger.setLevel(level)
+
+
 def schema_sample(
     frame: pd.DataFrame, rows: int = 100, nullable: tuple[str, ...] = ()
 ) -> pd.DataFrame:
@@ -125,9 +144,7 @@ def log_datasets(parts: dict[str, pd.DataFrame], source: str, target: str) -> di
 
     datasets: list[Any] = []
     contexts: list[str | None] = []
-    with warnings.catch_warnings():
-        # MLflow registers its local-file source twice and warns about its own ambiguity.
-        warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
+    with _known_mlflow_noise():
         for name, frame in parts.items():
             dataset = from_pandas(frame, source=source, targets=target, name=name)
             # `schema` is a cached property: fill it from the sample instead of all rows.
@@ -183,22 +200,20 @@ def log_model(
 
     input_example = inputs.head(5)
     sample = schema_sample(inputs, nullable=nullable)
-    with warnings.catch_warnings():
-        # Integer columns stay integers on purpose: a float where a count belongs is bad input.
-        warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
+    with _known_mlflow_noise():
         signature = infer_signature(sample, pipeline.predict_proba(sample))
-    info = mlflow.sklearn.log_model(
-        pipeline,
-        name=MODEL_NAME,
-        signature=signature,
-        input_example=input_example,
-        pip_requirements=pip_requirements,
-        pyfunc_predict_fn="predict_proba",
-        serialization_format="skops",
-        skops_trusted_types=trusted_types(pipeline),
-        code_paths=[str(code_dir)],
-        metadata=metadata,
-    )
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name=MODEL_NAME,
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=pip_requirements,
+            pyfunc_predict_fn="predict_proba",
+            serialization_format="skops",
+            skops_trusted_types=trusted_types(pipeline),
+            code_paths=[str(code_dir)],
+            metadata=metadata,
+        )
     return info.model_uri
 
 
