@@ -59,8 +59,8 @@ class FeaturesConfig(_Frozen):
         default=None, description="explicit raw input columns; default: all booking-time ones"
     )
     exclude: list[str] = Field(
-        default_factory=lambda: ["arrival_date_year"],
-        description="raw inputs not used as model features (still used to derive dates)",
+        default_factory=lambda: ["arrival_date_year", "required_car_parking_spaces"],
+        description="raw columns the model never sees (date parts still derive features)",
     )
     rare_category_min_count: int = Field(default=20, ge=1)
 
@@ -73,16 +73,39 @@ class ModelConfig(_Frozen):
     refit_on_validation: bool = True
 
 
-class EvaluationConfig(_Frozen):
-    """How the decision threshold is chosen (on validation, never on test)."""
+class CostConfig(_Frozen):
+    """The business view: what a missed cancellation and a false alarm cost."""
 
-    threshold: Literal["max_f1"] | float = "max_f1"
+    unsold_fraction: float = Field(default=0.35, ge=0, le=1)
+    walk_cost: float = Field(default=150.0, ge=0)
+
+
+class EvaluationConfig(_Frozen):
+    """Threshold choice (on validation, never on test), slices, calibration and audit."""
+
+    threshold: Literal["max_f1", "min_cost"] | float = "min_cost"
+    cost: CostConfig = CostConfig()
+    slices: list[str] = Field(
+        default_factory=lambda: [
+            "hotel",
+            "market_segment",
+            "distribution_channel",
+            "customer_type",
+            "deposit_type",
+            "lead_time_bucket",
+        ]
+    )
+    slice_min_support: int = Field(default=200, ge=1)
+    slice_max_auc_gap: float = Field(default=0.05, ge=0)
+    calibration_bins: int = Field(default=10, ge=2)
+    audit_min_support: int = Field(default=500, ge=1)
+    audit_max_purity: float = Field(default=0.99, gt=0.5, le=1)
 
     @field_validator("threshold")
     @classmethod
     def _in_unit_interval(cls, value: str | float) -> str | float:
         if isinstance(value, float) and not 0.0 < value < 1.0:
-            raise ValueError("threshold must be 'max_f1' or a number between 0 and 1")
+            raise ValueError("threshold must be 'max_f1', 'min_cost' or a number in (0, 1)")
         return value
 
 

@@ -241,8 +241,8 @@ def input_columns(
     """The raw columns the model is given, after the leakage guard.
 
     Outcome columns are refused outright; "known later" columns only with
-    ``features.allow_known_later``. The arrival-date parts are always kept as inputs
-    because the date features are derived from them.
+    ``features.allow_known_later``. Excluded columns are dropped, except the arrival-date
+    parts, which stay as inputs because the date features are derived from them.
     """
     requested = list(features.include) if features.include is not None else None
     for name in requested or []:
@@ -265,7 +265,8 @@ def input_columns(
     if requested is None:
         requested = [c for c in available if features.allow_known_later or c not in KNOWN_LATER]
     date_parts = ["arrival_date_year", "arrival_date_month", "arrival_date_day_of_month"]
-    return [c for c in INPUT_COLUMNS if c in requested or c in date_parts]
+    wanted = (set(requested) - set(features.exclude)) | set(date_parts)
+    return [c for c in INPUT_COLUMNS if c in wanted]
 
 
 @dataclass(frozen=True)

@@ -56,3 +56,68 @@ def permutation_importance(
     )  # fmt: skip
     series = pd.Series(result.importances_mean, index=list(X.columns))
     return series.sort_values(ascending=False)
+
+
+def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
+    """Support-weighted mean |observed rate - mean prediction| over equal-width bins."""
+    y_true, proba = np.asarray(y_true, dtype=float), np.asarray(proba, dtype=float)
+    which = np.minimum((proba * bins).astype(int), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    observed = np.bincount(which, weights=y_true, minlength=bins)
+    predicted = np.bincount(which, weights=proba, minlength=bins)
+    filled = counts > 0
+    gaps = np.abs(observed[filled] - predicted[filled]) / counts[filled]
+    return float(np.sum(gaps * counts[filled]) / len(proba))
+
+
+LEAD_TIME_BUCKETS = (-1, 7, 30, 90, 180, 365, np.inf)
+LEAD_TIME_LABELS = ("0-7d", "8-30d", "31-90d", "91-180d", "181-365d", ">365d")
+
+
+def slice_frame(raw: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The columns to slice by, with lead time bucketed (all as text)."""
+    out = pd.DataFrame(index=raw.index)
+    for name in columns:
+        if name == "lead_time_bucket":
+            bucket = pd.cut(raw["lead_time"], LEAD_TIME_BUCKETS, labels=LEAD_TIME_LABELS)
+            out[name] = bucket.astype(str)
+        else:
+            out[name] = raw[name].astype(str)
+    return out
+
+
+def slice_metrics(
+    slices: pd.DataFrame,
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    min_support: int,
+    max_auc_gap: float,
+) -> pd.DataFrame:
+    """ROC AUC, Brier and rates per slice value, with support; flags weak slices.
+
+    A slice is flagged when it has at least ``min_support`` bookings, both outcomes, and a
+    ROC AUC more than ``max_auc_gap`` below the overall figure.
+    """
+    y_true, proba = np.asarray(y_true), np.asarray(proba)
+    overall = skm.roc_auc_score(y_true, proba)
+    rows = []
+    for column in slices.columns:
+        for value, index in slices.groupby(column, observed=True).indices.items():
+            y, p = y_true[index], proba[index]
+            both = len(np.unique(y)) == 2
+            auc = float(skm.roc_auc_score(y, p)) if both else float("nan")
+            rows.append(
+                {
+                    "slice": column,
+                    "value": str(value),
+                    "support": len(index),
+                    "cancel_rate": float(y.mean()),
+                    "mean_proba": float(p.mean()),
+                    "roc_auc": auc,
+                    "brier": float(np.mean((p - y) ** 2)),
+                    "flagged": bool(
+                        both and len(index) >= min_support and auc < overall - max_auc_gap
+                    ),
+                }
+            )
+    return pd.DataFrame(rows).sort_values(["slice", "support"], ascending=[True, False])

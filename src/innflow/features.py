@@ -88,7 +88,7 @@ class BookingFeatures(TransformerMixin, BaseEstimator):
             ),
         }
         frame = pd.DataFrame(out, index=X.index)
-        for name in X.columns:
+        for name in self.feature_names_in_:  # extra columns are ignored, as in serving
             if name in CATEGORICAL:
                 frame[name] = _as_category_text(X[name])
             else:

@@ -13,7 +13,8 @@ from sklearn import metrics as skm
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(path, dpi=90)
     return path
 
@@ -83,4 +84,33 @@ def importance(values: pd.Series, title: str, path: Path, top: int = 20) -> Path
     ax = fig.subplots()
     ax.barh(list(shown.index), shown.to_numpy())
     ax.set(title=title)
+    return _save(fig, path)
+
+
+def cost_curve(curve: pd.DataFrame, threshold: float, baseline: float, path: Path) -> Path:
+    """Expected cost by threshold (missed cancellations + walked guests) on test."""
+    fig = Figure(figsize=(6, 4.2))
+    ax = fig.subplots()
+    ax.plot(curve["threshold"], curve["cost"], label="total")
+    ax.plot(curve["threshold"], curve["missed"], "--", label="missed cancellations")
+    ax.plot(curve["threshold"], curve["walked"], ":", label="walked guests")
+    ax.axhline(baseline, color="grey", linewidth=0.8, label="flag nobody")
+    ax.axvline(threshold, color="red", linewidth=0.8, label=f"chosen {threshold:.2f}")
+    ax.set(xlabel="threshold", ylabel="cost", title="Business cost by threshold (test)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def slices(table: pd.DataFrame, overall: float, path: Path, min_support: int) -> Path:
+    """ROC AUC per slice value with enough support; flagged slices in red."""
+    shown = table[(table["support"] >= min_support) & table["roc_auc"].notna()]
+    labels = [f"{r.slice}={r.value} (n={r.support:,})" for r in shown.itertuples()]
+    colors = ["tab:red" if f else "tab:blue" for f in shown["flagged"]]
+    fig = Figure(figsize=(8, 0.26 * len(shown) + 1.3), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(labels[::-1], shown["roc_auc"].to_numpy()[::-1], color=colors[::-1])
+    ax.axvline(overall, color="black", linewidth=0.8)
+    low = max(0.0, float(shown["roc_auc"].min()) - 0.05) if len(shown) else 0.5
+    ax.set(xlim=(low, 1.0), title="ROC AUC by slice (test)", xlabel="ROC AUC")
+    ax.tick_params(axis="y", labelsize=7)
     return _save(fig, path)

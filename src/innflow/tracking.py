@@ -155,14 +155,23 @@ def log_datasets(parts: dict[str, pd.DataFrame], source: str, target: str) -> di
     return {ds.name: ds.digest for ds in datasets}
 
 
-def log_results(metrics: dict[str, float], tags: dict[str, str], plot_dir: Path | None) -> None:
-    """Metrics in one batch call, result tags, and every PNG under ``plot_dir``."""
+def log_results(
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    artifact_dir: Path | None = None,
+    tables: dict[str, pd.DataFrame] | None = None,
+) -> None:
+    """Metrics in one batch call, result tags, every file under ``artifact_dir``, and
+    tables as MLflow table artifacts (viewable and comparable in the UI).
+    """
     import mlflow
 
     mlflow.log_metrics(metrics)
     mlflow.set_tags(tags)
-    if plot_dir is not None:
-        mlflow.log_artifacts(str(plot_dir), "plots")
+    if artifact_dir is not None:
+        mlflow.log_artifacts(str(artifact_dir))
+    for artifact_file, frame in (tables or {}).items():
+        mlflow.log_table(data=frame, artifact_file=artifact_file)
 
 
 def trusted_types(pipeline: Any) -> list[str]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,8 +69,25 @@ def test_train_logs_a_complete_run(workdir, cli) -> None:
             "calibration",
             "confusion_matrix",
             "feature_importance",
+            "cost_curve",
+            "slices",
         )
     }
+    assert "evaluation.html" in artifacts
+    tables = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert tables == {
+        "evaluation/slices.json",
+        "evaluation/leakage_audit.json",
+        "evaluation/cost_curve.json",
+    }
+    page = client.download_artifacts(run.info.run_id, "evaluation.html", str(workdir.path))
+    text = Path(page).read_text()
+    assert "Business cost" in text and "Leakage audit" in text and "data:image/png;base64" in text
+    metrics = run.data.metrics
+    assert metrics["test_cost"] <= metrics["test_cost_baseline"]
+    assert 0 <= metrics["test_ece"] < 0.2
+    assert "test_roc_auc__hotel__City_Hotel" in metrics
+    assert "required_car_parking_spaces" not in run.data.params["input_columns"]
     env = {a.path for a in client.list_artifacts(run.info.run_id, "environment")}
     assert {"environment/uv.lock", "environment/installed.txt"} <= env
 

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from innflow import assessment, models, plots, provenance, report, tracking
 from innflow import data as bookings
-from innflow import evaluation, models, plots, provenance, tracking
+from innflow.assessment import Assessment
 from innflow.config import Config, flatten
 from innflow.errors import ConfigError, DataValidationError
 
@@ -87,12 +88,19 @@ class Trained:
     """The fitted pipeline and everything computed from it."""
 
     pipeline: Pipeline
-    threshold: float
-    metrics: dict[str, float]
+    assessment: Assessment
     test_proba: np.ndarray
-    importance: pd.Series
-    importance_kind: str
     durations: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def threshold(self) -> float:
+        """Decision threshold chosen on validation."""
+        return self.assessment.threshold
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Every metric of the run."""
+        return self.assessment.metrics
 
     @property
     def predictions_sha256(self) -> str:
@@ -102,46 +110,32 @@ class Trained:
 
 def fit_and_evaluate(prepared: Prepared, threads: int, on_step: Step = _quiet) -> Trained:
     """Fit on train, choose the threshold on validation, refit on train+validation (if
-    configured), and evaluate the model that will be logged on test.
+    configured), and assess the model that will be logged on test.
     """
-    config, cols = prepared.config, prepared.input_columns
-    durations: dict[str, float] = {}
+    config, cols, split = prepared.config, prepared.input_columns, prepared.split
     started = time.perf_counter()
-    on_step(f"fitting {config.model.kind} on {len(prepared.split.train):,} bookings")
+    on_step(f"fitting {config.model.kind} on {len(split.train):,} bookings")
     pipeline = models.fit(
         models.build_pipeline(config, cols, threads),
         prepared.features("train"), prepared.labels("train"), threads,
     )  # fmt: skip
     val_proba = models.predict_proba(pipeline, prepared.features("validation"), threads)
     y_val = prepared.labels("validation")
-    threshold = evaluation.choose_threshold(y_val, val_proba, config.evaluation.threshold)
-    metrics = {
-        f"val_{k}": v
-        for k, v in evaluation.classification_metrics(y_val, val_proba, threshold).items()
-    }
+    threshold = assessment.choose_threshold(config, y_val, val_proba, split.validation)
     if config.model.refit_on_validation:
         on_step("refitting on train + validation")
         both = pd.concat([prepared.features("train"), prepared.features("validation")])
         y_both = np.concatenate([prepared.labels("train"), y_val])
         pipeline = models.fit(models.build_pipeline(config, cols, threads), both, y_both, threads)
-    durations["fit"] = time.perf_counter() - started
-    on_step("evaluating on test")
-    y_test = prepared.labels("test")
+    durations = {"fit": time.perf_counter() - started}
+    on_step("evaluating on test: metrics, slices, cost, calibration, explanations")
     test_proba = models.predict_proba(pipeline, prepared.features("test"), threads)
-    metrics.update(
-        {
-            f"test_{k}": v
-            for k, v in evaluation.classification_metrics(y_test, test_proba, threshold).items()
-        }
-    )
-    metrics["threshold"] = threshold
-    importance, importance_kind = models.feature_importance(pipeline), "native"
-    if importance.empty:
-        importance = evaluation.permutation_importance(
-            pipeline, prepared.features("test"), y_test, config.seed
-        )
-        importance_kind = "permutation (ROC AUC drop)"
-    return Trained(pipeline, threshold, metrics, test_proba, importance, importance_kind, durations)
+    parts = {
+        "val": (split.validation, y_val, val_proba),
+        "test": (split.test, prepared.labels("test"), test_proba),
+    }
+    result = assessment.assess(config, pipeline, threshold, parts, split.train, cols)
+    return Trained(pipeline, result, test_proba, durations)
 
 
 @dataclass(frozen=True)
@@ -197,16 +191,36 @@ def _pip_requirements(kind: str) -> list[str]:
     return [f"{name}=={version(name)}" for name in names]
 
 
-def _write_plots(trained: Trained, y_test: np.ndarray, directory: Path) -> Path:
-    p, t = trained.test_proba, trained.threshold
-    plots.roc(y_test, p, directory / "roc.png")
-    plots.precision_recall(y_test, p, t, directory / "precision_recall.png")
-    plots.calibration(y_test, p, directory / "calibration.png")
-    plots.confusion(y_test, p, t, directory / "confusion_matrix.png")
+def _write_evaluation(trained: Trained, prepared: Prepared, directory: Path) -> Path:
+    """Plots under ``directory/plots`` and the one-page ``evaluation.html`` beside them."""
+    config, result = prepared.config, trained.assessment
+    y, p, t = prepared.labels("test"), trained.test_proba, trained.threshold
+    plot_dir = directory / "plots"
+    plot_dir.mkdir()
+    plots.roc(y, p, plot_dir / "roc.png")
+    plots.precision_recall(y, p, t, plot_dir / "precision_recall.png")
+    plots.calibration(y, p, plot_dir / "calibration.png", config.evaluation.calibration_bins)
+    plots.confusion(y, p, t, plot_dir / "confusion_matrix.png")
     plots.importance(
-        trained.importance, f"Feature importance ({trained.importance_kind})",
-        directory / "feature_importance.png",
+        result.importance, f"Feature importance: {result.importance_kind}",
+        plot_dir / "feature_importance.png",
     )  # fmt: skip
+    plots.cost_curve(
+        result.cost_curve, t, result.metrics["test_cost_baseline"], plot_dir / "cost_curve.png"
+    )
+    plots.slices(
+        result.slices, result.metrics["test_roc_auc"], plot_dir / "slices.png",
+        config.evaluation.slice_min_support,
+    )  # fmt: skip
+    context = {
+        "model kind": config.model.kind,
+        "data": f"{config.data.path} (sha256 {prepared.data_sha256[:16]}...)",
+        "split": f"{prepared.split.strategy}: "
+        + ", ".join(f"{k} {v:,}" for k, v in prepared.split.sizes().items()),
+        "input columns": ", ".join(prepared.input_columns),
+    }
+    html = report.render(f"innflow evaluation: {config.model.kind}", result, plot_dir, context)
+    (directory / "evaluation.html").write_text(html)
     return directory
 
 
@@ -236,8 +250,8 @@ def train(
             )
             trained = fitting.result()
             on_step("logging plots, metrics and model")
-            with tempfile.TemporaryDirectory(prefix="innflow-plots-") as tmp:
-                plotting = pool.submit(_write_plots, trained, prepared.labels("test"), Path(tmp))
+            with tempfile.TemporaryDirectory(prefix="innflow-evaluation-") as tmp:
+                writing = pool.submit(_write_evaluation, trained, prepared, Path(tmp))
                 uri = tracking.log_model(
                     trained.pipeline,
                     inputs=prepared.features("test"),
@@ -257,9 +271,16 @@ def train(
                     "innflow.predictions_sha256": trained.predictions_sha256,
                     "innflow.threshold": repr(trained.threshold),
                     "innflow.model_uri": uri,
+                    "innflow.slices_flagged": ",".join(trained.assessment.flagged_slices()),
+                    "innflow.audit_flagged": ",".join(trained.assessment.flagged_audit()),
                 }
                 metrics = {**trained.metrics, **sizes, **timing}
-                tracking.log_results(metrics, result_tags, plotting.result())
+                tables = {
+                    "evaluation/slices.json": trained.assessment.slices,
+                    "evaluation/leakage_audit.json": trained.assessment.audit,
+                    "evaluation/cost_curve.json": trained.assessment.cost_curve,
+                }
+                tracking.log_results(metrics, result_tags, writing.result(), tables)
             return TrainOutcome(
                 run_id=active.info.run_id,
                 experiment_id=active.info.experiment_id,

@@ -1,0 +1,125 @@
+"""Everything innflow computes about a fitted model: the threshold (chosen on validation),
+metrics, calibration, the business cost, slices, the leakage audit and explanations.
+
+Pure: frames and arrays in, an ``Assessment`` out. The train workflow logs it; tuning and
+backtests reuse the parts they need.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from innflow import audit, business, evaluation, explain, models
+from innflow.config import Config
+from innflow.data import FORBIDDEN, INPUT_COLUMNS, TARGET
+
+# Slices important enough to be logged as metrics too (the rest live in the table).
+METRIC_SLICES = ("hotel", "customer_type", "market_segment")
+
+
+@dataclass
+class Assessment:
+    """Metrics and tables describing one fitted model."""
+
+    threshold: float
+    metrics: dict[str, float]
+    slices: pd.DataFrame
+    audit: pd.DataFrame
+    cost_curve: pd.DataFrame
+    importance: pd.Series
+    importance_kind: str
+
+    def flagged_slices(self) -> list[str]:
+        """``column=value`` of slices whose ROC AUC is far below the overall figure."""
+        flagged = self.slices[self.slices["flagged"]]
+        return [f"{r.slice}={r.value}" for r in flagged.itertuples()]
+
+    def flagged_audit(self) -> list[str]:
+        """Audit conditions on columns the model uses."""
+        return list(self.audit.loc[self.audit["used_by_model"], "condition"])
+
+
+def choose_threshold(
+    config: Config, y_val: np.ndarray, val_proba: np.ndarray, val_raw: pd.DataFrame
+) -> float:
+    """The decision threshold, from validation only."""
+    rule = config.evaluation.threshold
+    if rule == "min_cost":
+        cost = config.evaluation.cost
+        curve = business.cost_curve(
+            y_val, val_proba, business.missed_cancellation_cost(val_raw, cost), cost.walk_cost
+        )
+        return business.min_cost_threshold(curve)
+    return evaluation.choose_threshold(y_val, val_proba, rule)
+
+
+def _metric_key(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_")
+
+
+def assess(
+    config: Config,
+    pipeline: Pipeline,
+    threshold: float,
+    parts: dict[str, tuple[pd.DataFrame, np.ndarray, np.ndarray]],
+    train_frame: pd.DataFrame,
+    input_columns: list[str],
+) -> Assessment:
+    """Assess a fitted pipeline. ``parts`` maps "val"/"test" to (raw frame, labels, proba)."""
+    ev, cost = config.evaluation, config.evaluation.cost
+    metrics: dict[str, float] = {"threshold": threshold}
+    for prefix, (raw, y, proba) in parts.items():
+        metrics.update(
+            {
+                f"{prefix}_{k}": v
+                for k, v in evaluation.classification_metrics(y, proba, threshold).items()
+            }
+        )
+        metrics[f"{prefix}_ece"] = evaluation.expected_calibration_error(
+            y, proba, ev.calibration_bins
+        )
+        miss = business.missed_cancellation_cost(raw, cost)
+        summary = business.summarize(y, proba, miss, cost.walk_cost, threshold)
+        metrics.update(summary.as_metrics(prefix))
+    raw, y, proba = parts["test"]
+    curve = business.cost_curve(
+        y, proba, business.missed_cancellation_cost(raw, cost), cost.walk_cost
+    )
+    slices = evaluation.slice_metrics(
+        evaluation.slice_frame(raw, tuple(ev.slices)),
+        y,
+        proba,
+        ev.slice_min_support,
+        ev.slice_max_auc_gap,
+    )
+    logged = slices[
+        slices["slice"].isin(METRIC_SLICES)
+        & (slices["support"] >= ev.slice_min_support)
+        & slices["roc_auc"].notna()
+    ]
+    for column, value, auc in zip(logged["slice"], logged["value"], logged["roc_auc"], strict=True):
+        metrics[f"test_roc_auc__{column}__{_metric_key(str(value))}"] = float(auc)
+    auditable = [c for c in INPUT_COLUMNS if c not in FORBIDDEN and c != TARGET]
+    used = set(input_columns) - set(config.features.exclude)
+    leaks = audit.leakage_audit(
+        train_frame, auditable, used, ev.audit_min_support, ev.audit_max_purity
+    )
+    importance, kind = _importance(pipeline, raw[input_columns], y, config.seed)
+    return Assessment(threshold, metrics, slices, leaks, curve, importance, kind)
+
+
+def _importance(
+    pipeline: Pipeline, raw: pd.DataFrame, y: np.ndarray, seed: int
+) -> tuple[pd.Series, str]:
+    if explain.supports(pipeline):
+        sample = raw.iloc[: min(len(raw), 5000)]
+        return explain.global_importance(pipeline, sample), "mean |contribution| (log-odds)"
+    native = models.feature_importance(pipeline)
+    if not native.empty:
+        return native, "native"
+    return evaluation.permutation_importance(pipeline, raw, y, seed), "permutation (ROC AUC drop)"
