@@ -145,6 +145,118 @@ def train(
     out.print(f"store       {outcome.tracking_uri}")
 
 
+@app.command()
+def tune(
+    trials: Annotated[
+        int | None, typer.Option("--trials", help="Trials (default: tuning.trials).")
+    ] = None,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Stop after S seconds.")
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="Optuna RDB URL shared by several workers.")
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option("--study", help="Study name (to share or resume).")
+    ] = None,
+    as_json: JsonOption = False,
+    threads: ThreadsOption = None,
+) -> None:
+    """Search hyperparameters (nested runs), then refit the best as a full training run."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from innflow import config as config_module
+    from innflow.workflows.tune import tune as run_tuning
+
+    resolved = config_module.load(config, overrides or [])
+    total = trials or resolved.tuning.trials
+    columns = (TextColumn("tuning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[best]}"))  # fmt: skip
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("tune", total=total, best="")
+
+        def on_trial(number: int, value: float | None, best: float | None, state: str) -> None:
+            shown = f"best {best:.4f}" if best is not None else ""
+            bar.update(task, advance=1, best=f"{shown} (last: {state.lower()})")
+
+        outcome = run_tuning(resolved, trials, timeout, storage, study, threads, on_trial=on_trial)
+    payload = {
+        "parent_run_id": outcome.parent_run_id,
+        "study": outcome.study_name,
+        "best_value": outcome.best_value,
+        "best_params": outcome.best_params,
+        "trials": outcome.trials,
+        "refit_run_id": outcome.refit.run_id,
+        "refit_model_uri": outcome.refit.model_uri,
+        "refit_metrics": outcome.refit.metrics,
+        "tracking_seconds": outcome.tracking_seconds,
+        "total_seconds": outcome.total_seconds,
+    }
+    if as_json:
+        _emit_json(payload)
+        return
+    out.print(_metrics_table(outcome.refit.metrics, "refit of the best trial"))
+    for key in (
+        "parent_run_id",
+        "study",
+        "best_value",
+        "best_params",
+        "trials",
+        "refit_run_id",
+        "refit_model_uri",
+    ):
+        out.print(f"{key:<16}{payload[key]}")
+
+
+@app.command()
+def compare(
+    run_ids: Annotated[list[str] | None, typer.Argument(help="Runs to compare.")] = None,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", help="Compare this experiment's best runs.")
+    ] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many of the best runs.")] = 5,
+    metric: Annotated[str, typer.Option("--metric", help="Rank by this metric.")] = "test_roc_auc",
+    ascending: Annotated[bool, typer.Option("--ascending", help="Lower is better.")] = False,
+    as_json: JsonOption = False,
+    html_file: Annotated[
+        Path | None, typer.Option("--html", help="Also write an HTML page.")
+    ] = None,
+) -> None:
+    """Runs side by side: differing params, metrics, and differing fingerprints."""
+    from innflow import comparison
+    from innflow.workflows.compare import collect, html_page
+
+    runs = collect(run_ids or [], experiment, top, metric, ascending)
+    result = comparison.compare(runs)
+    names = {r.run_id: r.name for r in runs}
+    if html_file is not None:
+        html_file.write_text(html_page(result, names))
+        err.print(f"wrote {html_file}")
+    if as_json:
+        _emit_json(result.to_dict())
+        return
+    table = Table(title=f"{len(runs)} runs")
+    table.add_column("")
+    for run in runs:
+        table.add_column(f"{run.name}\n{run.run_id[:8]}", justify="right", overflow="fold")
+    for section, rows in (("metric", result.metrics), ("param", result.params),
+                          ("fingerprint", result.fingerprints)):  # fmt: skip
+        for name, values in rows.items():
+            cells = [_cell(values.get(r.run_id)) for r in runs]
+            table.add_row(f"[dim]{section}[/] {name}", *cells)
+    out.print(table)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return _short(str(value))
+
+
 def _short(value: str) -> str:
     """Hashes shortened for the terminal table (`--json` has them whole)."""
     return value[:16] + "..." if len(value) == 64 and value.isalnum() else value

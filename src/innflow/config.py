@@ -109,6 +109,36 @@ class EvaluationConfig(_Frozen):
         return value
 
 
+class ParamSpec(_Frozen):
+    """One hyperparameter's search range."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @field_validator("choices")
+    @classmethod
+    def _non_empty(cls, choices: list[Any] | None) -> list[Any] | None:
+        if choices is not None and not choices:
+            raise ValueError("choices must not be empty")
+        return choices
+
+
+class TuningConfig(_Frozen):
+    """Optuna search: objective on validation, budget, and the space (null: innflow's
+    default space for the model kind).
+    """
+
+    objective: Literal["roc_auc", "log_loss", "cost"] = "roc_auc"
+    trials: int = Field(default=30, ge=1)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    pruning: bool = True
+    report_every: int = Field(default=50, ge=1)
+    search_space: dict[str, ParamSpec] | None = None
+
+
 class TrackingConfig(_Frozen):
     """Where runs go. ``uri`` null means MLFLOW_TRACKING_URI, else the embedded SQLite store."""
 
@@ -126,6 +156,7 @@ class Config(_Frozen):
     features: FeaturesConfig = FeaturesConfig()
     model: ModelConfig = ModelConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    tuning: TuningConfig = TuningConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     def to_dict(self) -> dict[str, Any]:

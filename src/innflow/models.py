@@ -106,7 +106,7 @@ def build_pipeline(config: Config, input_columns: list[str], threads: int) -> Pi
 
 
 @contextmanager
-def _pinned_threads(kind: str, threads: int) -> Iterator[None]:
+def pinned_threads(kind: str, threads: int) -> Iterator[None]:
     """OpenMP at ``threads``; BLAS at one thread for logreg, whose sums it decides."""
     blas = 1 if kind == "logreg" else threads
     with threadpool_limits(limits=blas, user_api="blas"), threadpool_limits(threads, "openmp"):
@@ -121,7 +121,7 @@ def fit(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, threads: int) -> Pip
         n_categorical = len(pipeline.named_steps["encode"].transformers[0][2])
         fit_params["model__categorical_feature"] = list(range(n_categorical))
     try:
-        with _pinned_threads(kind, threads):
+        with pinned_threads(kind, threads):
             pipeline.fit(X, y, **fit_params)
     except ValueError as e:
         raise ConfigError(f"model.params for {kind}: {e}") from e
@@ -133,7 +133,7 @@ def fit(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, threads: int) -> Pip
 def predict_proba(pipeline: Pipeline, X: pd.DataFrame, threads: int) -> np.ndarray:
     """Probability of cancellation as float64, computed under the same thread pinning."""
     kind = pipeline_kind(pipeline)
-    with _pinned_threads(kind, threads):
+    with pinned_threads(kind, threads):
         return np.asarray(pipeline.predict_proba(X)[:, 1], dtype="float64")
 
 

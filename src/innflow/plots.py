@@ -114,3 +114,15 @@ def slices(table: pd.DataFrame, overall: float, path: Path, min_support: int) ->
     ax.set(xlim=(low, 1.0), title="ROC AUC by slice (test)", xlabel="ROC AUC")
     ax.tick_params(axis="y", labelsize=7)
     return _save(fig, path)
+
+
+def optimisation_history(values: pd.DataFrame, maximize: bool, metric: str, path: Path) -> Path:
+    """Each finished trial's objective and the best so far (``number``, ``value`` columns)."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    ax.scatter(values["number"], values["value"], s=14, label="trial")
+    best = values["value"].cummax() if maximize else values["value"].cummin()
+    ax.step(values["number"], best, where="post", color="red", label="best so far")
+    ax.set(xlabel="trial", ylabel=f"validation {metric}", title="Optimisation history")
+    ax.legend()
+    return _save(fig, path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,7 +56,9 @@ def connect(configured: str | None) -> str:
 
 
 @contextmanager
-def run(experiment: str, run_name: str | None, tags: dict[str, str]) -> Iterator[Run]:
+def run(
+    experiment: str, run_name: str | None, tags: dict[str, str], parent_run_id: str | None = None
+) -> Iterator[Run]:
     """An MLflow run that always ends: FINISHED, or KILLED on Ctrl-C, FAILED on any error
     (with the error in ``innflow.error``). Never left RUNNING.
     """
@@ -64,7 +67,12 @@ def run(experiment: str, run_name: str | None, tags: dict[str, str]) -> Iterator
 
     try:
         mlflow.set_experiment(experiment)
-        active = mlflow.start_run(run_name=run_name, tags=tags)
+        active = mlflow.start_run(
+            run_name=run_name,
+            tags=tags,
+            nested=parent_run_id is not None,
+            parent_run_id=parent_run_id,
+        )
     except MlflowException as e:
         raise TrackingError(f"tracking store refused the run: {e.message}") from e
     try:
@@ -224,6 +232,78 @@ def log_model(
             metadata=metadata,
         )
     return info.model_uri
+
+
+def log_child_run(
+    parent: Run,
+    run_name: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+) -> str:
+    """A finished child run under ``parent`` in three store calls (create, one batch,
+    terminate): what a tuning trial costs in tracking.
+    """
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    child = client.create_run(
+        parent.info.experiment_id,
+        run_name=run_name,
+        tags={"mlflow.parentRunId": parent.info.run_id, **tags},
+    )
+    now = int(time.time() * 1000)
+    client.log_batch(
+        child.info.run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+        params=[Param(k, _param_value(v)) for k, v in params.items()],
+    )
+    client.set_terminated(child.info.run_id, "FINISHED")
+    return child.info.run_id
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Params on the active run, in one batch."""
+    import mlflow
+
+    mlflow.log_params({k: _param_value(v) for k, v in params.items()})
+
+
+def top_runs(experiment: str, metric: str, limit: int, ascending: bool = False) -> list[Run]:
+    """The best finished training runs of an experiment by ``metric``, in one query."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        raise RunNotFoundError(f"no experiment named {experiment!r} in {mlflow.get_tracking_uri()}")
+    order = "ASC" if ascending else "DESC"
+    return list(
+        mlflow.search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.`innflow.kind` = 'train' and attributes.status = 'FINISHED' "
+            f"and metrics.`{metric}` > -1e308",
+            order_by=[f"metrics.`{metric}` {order}"],
+            max_results=limit,
+            output_format="list",
+        )
+    )
+
+
+def download_artifact(run_id: str, path: str, destination: Path) -> Path | None:
+    """A run's artifact as a local file, or None when the run has no such artifact."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    destination.mkdir(parents=True, exist_ok=True)
+    try:
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=str(destination)
+            )
+        )
+    except (MlflowException, OSError):
+        return None
 
 
 def get_run(run_id: str) -> Run:

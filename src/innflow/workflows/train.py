@@ -230,6 +230,7 @@ def train(
     on_step: Step = _quiet,
     extra_tags: dict[str, str] | None = None,
     prepared: Prepared | None = None,
+    parent_run_id: str | None = None,
 ) -> TrainOutcome:
     """Train one model and record it as one MLflow run; the run never stays RUNNING."""
     threads = resolve_threads(threads)
@@ -241,7 +242,8 @@ def train(
         tags, artifacts = _setup_tags(prepared, threads, extra_tags or {})
         params = flatten(config.to_dict())
         params["input_columns"] = ",".join(prepared.input_columns)
-        with tracking.run(config.tracking.experiment, config.tracking.run_name, tags) as active:
+        run_name = config.tracking.run_name
+        with tracking.run(config.tracking.experiment, run_name, tags, parent_run_id) as active:
             tracking.log_setup(config.to_yaml(), params, tags, artifacts)
             tracking.log_datasets(
                 {p: getattr(prepared.split, p) for p in ("train", "validation", "test")},
