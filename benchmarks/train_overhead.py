@@ -1,10 +1,12 @@
 """What tracking costs: plain fit+predict vs `mlflow.sklearn.autolog()` vs `innflow train`.
 
-All three fit the same pipeline on the same split the same way (fit on train, predict
+All variants fit the same pipeline on the same split the same way (fit on train, predict
 validation, refit on train+validation, predict test), each in a fresh process, against a
 temporary SQLite store that already exists (creating a store costs ~2 s once). Times are
 wall-clock from after `import pandas, sklearn, lightgbm`, so importing MLflow counts
-against the two tracked variants. Prints one table with ratios to the plain fit.
+against the two tracked variants. "fit + innflow evaluation" adds innflow's evaluation
+(metrics, cost, slices, audit, TreeSHAP, plots, HTML) without MLflow, separating the cost of
+that work from the cost of tracking. Prints one table with ratios to the plain fit.
 
 Run: uv run python benchmarks/train_overhead.py [--repeat 2] [--threads 2]
 """
@@ -65,6 +67,18 @@ print(json.dumps({"seconds": time.perf_counter() - start}))
 """
 )
 
+EVALUATED = (
+    PRELUDE
+    + """
+import tempfile, pathlib
+from innflow.workflows.train import fit, _write_evaluation
+p = prepare(C.load())
+with tempfile.TemporaryDirectory() as d:
+    _write_evaluation(p, fit(p, THREADS), pathlib.Path(d))
+print(json.dumps({"seconds": time.perf_counter() - start}))
+"""
+)
+
 INNFLOW = (
     PRELUDE
     + """
@@ -97,8 +111,13 @@ def main() -> None:
         store = f"sqlite:///{tmp}/mlflow.db"
         _run(INNFLOW, args.threads, store, tmp)  # create the store and warm the disk cache
         results = {}
-        for name, script in (("plain fit+predict", PLAIN), ("mlflow.sklearn.autolog()", AUTOLOG),
-                             ("innflow train", INNFLOW)):  # fmt: skip
+        variants = (
+            ("plain fit+predict", PLAIN),
+            ("fit + innflow evaluation, no MLflow", EVALUATED),
+            ("mlflow.sklearn.autolog()", AUTOLOG),
+            ("innflow train", INNFLOW),
+        )
+        for name, script in variants:
             results[name] = median(
                 _run(script, args.threads, store, tmp) for _ in range(args.repeat)
             )

@@ -57,15 +57,15 @@ class CostSummary:
         """Money saved against treating nobody as a likely cancellation."""
         return self.baseline_cost - self.cost
 
-    def as_metrics(self, prefix: str) -> dict[str, float]:
+    def as_metrics(self, prefix: str = "") -> dict[str, float]:
         """Metric names as logged (``test_cost``, ``test_cost_saving``...)."""
+        p = f"{prefix}_" if prefix else ""
+        share = self.saving / self.baseline_cost if self.baseline_cost else 0.0
         return {
-            f"{prefix}_cost": self.cost,
-            f"{prefix}_cost_baseline": self.baseline_cost,
-            f"{prefix}_cost_saving": self.saving,
-            f"{prefix}_cost_saving_share": self.saving / self.baseline_cost
-            if self.baseline_cost
-            else 0.0,
+            f"{p}cost": self.cost,
+            f"{p}cost_baseline": self.baseline_cost,
+            f"{p}cost_saving": self.saving,
+            f"{p}cost_saving_share": share,
         }
 
 

@@ -257,6 +257,46 @@ def _cell(value: object) -> str:
     return _short(str(value))
 
 
+@app.command()
+def backtest(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    start: Annotated[str, typer.Option("--start", help="First test month (YYYY-MM).")] = "2016-07",
+    end: Annotated[str, typer.Option("--end", help="Last test month (YYYY-MM).")] = "2017-08",
+    as_json: JsonOption = False,
+    threads: ThreadsOption = None,
+) -> None:
+    """Rolling-origin evaluation: for each month, train on all before it and test on it."""
+    from rich.progress import Progress
+
+    from innflow import config as config_module
+    from innflow.workflows.backtest import backtest as run_backtest
+    from innflow.workflows.backtest import months
+
+    resolved = config_module.load(config, overrides or [])
+    with Progress(console=err) as bar:
+        task = bar.add_task("backtest", total=len(months(start, end)))
+
+        def on_month(label: str, metrics: dict[str, float]) -> None:
+            bar.update(task, advance=1, description=f"{label} ROC AUC {metrics['roc_auc']:.3f}")
+
+        outcome = run_backtest(resolved, start, end, threads, on_month=on_month)
+    records = outcome.table.to_dict(orient="records")
+    if as_json:
+        _emit_json({"parent_run_id": outcome.parent_run_id, "months": records})
+        return
+    table = Table(title=f"backtest {start}..{end} ({resolved.model.kind})")
+    for column in ("month", "test rows", "cancel rate", "ROC AUC", "threshold", "cost saving"):
+        table.add_column(column, justify="right")
+    for r in records:
+        table.add_row(
+            r["month"], f"{r['rows_test']:,.0f}", f"{r['cancel_rate']:.3f}", f"{r['roc_auc']:.4f}",
+            f"{r['threshold']:.2f}", f"{r['cost_saving_share']:.1%}",
+        )  # fmt: skip
+    out.print(table)
+    out.print(f"parent_run_id   {outcome.parent_run_id}")
+
+
 def _short(value: str) -> str:
     """Hashes shortened for the terminal table (`--json` has them whole)."""
     return value[:16] + "..." if len(value) == 64 and value.isalnum() else value

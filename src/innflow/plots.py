@@ -126,3 +126,17 @@ def optimisation_history(values: pd.DataFrame, maximize: bool, metric: str, path
     ax.set(xlabel="trial", ylabel=f"validation {metric}", title="Optimisation history")
     ax.legend()
     return _save(fig, path)
+
+
+def backtest(table: pd.DataFrame, path: Path) -> Path:
+    """ROC AUC and cost saving share by test month (rolling origin)."""
+    fig = Figure(figsize=(7, 4.5))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    top.plot(table["month"], table["roc_auc"], "o-")
+    top.set(
+        ylabel="ROC AUC", title="Rolling-origin backtest: train on all before, test on the month"
+    )
+    bottom.bar(table["month"], table["cost_saving_share"], color="tab:green")
+    bottom.set(ylabel="cost saving share")
+    bottom.tick_params(axis="x", rotation=60, labelsize=8)
+    return _save(fig, path)

@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,24 +83,15 @@ def prepare(config: Config) -> Prepared:
     return Prepared(config, sha, bookings.split(frame, config.split, config.seed), input_columns)
 
 
-@dataclass
-class Trained:
-    """The fitted pipeline and everything computed from it."""
+@dataclass(frozen=True)
+class Fitted:
+    """The model that will be logged, its threshold and its validation and test scores."""
 
     pipeline: Pipeline
-    assessment: Assessment
+    threshold: float
+    val_proba: np.ndarray
     test_proba: np.ndarray
-    durations: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def threshold(self) -> float:
-        """Decision threshold chosen on validation."""
-        return self.assessment.threshold
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        """Every metric of the run."""
-        return self.assessment.metrics
+    durations: dict[str, float]
 
     @property
     def predictions_sha256(self) -> str:
@@ -108,9 +99,22 @@ class Trained:
         return provenance.predictions_sha256(self.test_proba)
 
 
-def fit_and_evaluate(prepared: Prepared, threads: int, on_step: Step = _quiet) -> Trained:
+@dataclass
+class Trained:
+    """A fitted model and its assessment."""
+
+    fitted: Fitted
+    assessment: Assessment
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Every metric of the run."""
+        return self.assessment.metrics
+
+
+def fit(prepared: Prepared, threads: int, on_step: Step = _quiet) -> Fitted:
     """Fit on train, choose the threshold on validation, refit on train+validation (if
-    configured), and assess the model that will be logged on test.
+    configured), and score test with the model that will be logged.
     """
     config, cols, split = prepared.config, prepared.input_columns, prepared.split
     started = time.perf_counter()
@@ -127,15 +131,28 @@ def fit_and_evaluate(prepared: Prepared, threads: int, on_step: Step = _quiet) -
         both = pd.concat([prepared.features("train"), prepared.features("validation")])
         y_both = np.concatenate([prepared.labels("train"), y_val])
         pipeline = models.fit(models.build_pipeline(config, cols, threads), both, y_both, threads)
-    durations = {"fit": time.perf_counter() - started}
-    on_step("evaluating on test: metrics, slices, cost, calibration, explanations")
     test_proba = models.predict_proba(pipeline, prepared.features("test"), threads)
+    durations = {"fit": time.perf_counter() - started}
+    return Fitted(pipeline, threshold, val_proba, test_proba, durations)
+
+
+def evaluate(prepared: Prepared, fitted: Fitted) -> Trained:
+    """Metrics, calibration, cost, slices, leakage audit and explanations of a fitted model."""
+    split = prepared.split
     parts = {
-        "val": (split.validation, y_val, val_proba),
-        "test": (split.test, prepared.labels("test"), test_proba),
+        "val": (split.validation, prepared.labels("validation"), fitted.val_proba),
+        "test": (split.test, prepared.labels("test"), fitted.test_proba),
     }
-    result = assessment.assess(config, pipeline, threshold, parts, split.train, cols)
-    return Trained(pipeline, result, test_proba, durations)
+    result = assessment.assess(
+        prepared.config, fitted.pipeline, fitted.threshold, parts, split.train,
+        prepared.input_columns,
+    )  # fmt: skip
+    return Trained(fitted, result)
+
+
+def fit_and_evaluate(prepared: Prepared, threads: int, on_step: Step = _quiet) -> Trained:
+    """Fit, then assess: the whole computation of a training run, without tracking."""
+    return evaluate(prepared, fit(prepared, threads, on_step))
 
 
 @dataclass(frozen=True)
@@ -191,10 +208,13 @@ def _pip_requirements(kind: str) -> list[str]:
     return [f"{name}=={version(name)}" for name in names]
 
 
-def _write_evaluation(trained: Trained, prepared: Prepared, directory: Path) -> Path:
-    """Plots under ``directory/plots`` and the one-page ``evaluation.html`` beside them."""
+def _write_evaluation(prepared: Prepared, fitted: Fitted, directory: Path) -> Trained:
+    """Assess the model, then write plots under ``directory/plots`` and the one-page
+    ``evaluation.html`` beside them.
+    """
+    trained = evaluate(prepared, fitted)
     config, result = prepared.config, trained.assessment
-    y, p, t = prepared.labels("test"), trained.test_proba, trained.threshold
+    y, p, t = prepared.labels("test"), fitted.test_proba, fitted.threshold
     plot_dir = directory / "plots"
     plot_dir.mkdir()
     plots.roc(y, p, plot_dir / "roc.png")
@@ -221,7 +241,7 @@ def _write_evaluation(trained: Trained, prepared: Prepared, directory: Path) -> 
     }
     html = report.render(f"innflow evaluation: {config.model.kind}", result, plot_dir, context)
     (directory / "evaluation.html").write_text(html)
-    return directory
+    return trained
 
 
 def train(
@@ -237,7 +257,7 @@ def train(
     on_step("loading and validating data")
     prepared = prepared or prepare(config)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="innflow-fit") as pool:
-        fitting = pool.submit(fit_and_evaluate, prepared, threads, on_step)
+        fitting = pool.submit(fit, prepared, threads, on_step)
         store = tracking.connect(config.tracking.uri)
         tags, artifacts = _setup_tags(prepared, threads, extra_tags or {})
         params = flatten(config.to_dict())
@@ -250,28 +270,29 @@ def train(
                 source=str(config.data.path),
                 target=bookings.TARGET,
             )
-            trained = fitting.result()
-            on_step("logging plots, metrics and model")
+            fitted = fitting.result()
+            on_step("evaluating (metrics, slices, cost, explanations) while logging the model")
             with tempfile.TemporaryDirectory(prefix="innflow-evaluation-") as tmp:
-                writing = pool.submit(_write_evaluation, trained, prepared, Path(tmp))
+                evaluating = pool.submit(_write_evaluation, prepared, fitted, Path(tmp))
                 uri = tracking.log_model(
-                    trained.pipeline,
+                    fitted.pipeline,
                     inputs=prepared.features("test"),
                     pip_requirements=_pip_requirements(config.model.kind),
                     metadata={
-                        "innflow_threshold": trained.threshold,
+                        "innflow_threshold": fitted.threshold,
                         "innflow_model_kind": config.model.kind,
-                        "innflow_predictions_sha256": trained.predictions_sha256,
+                        "innflow_predictions_sha256": fitted.predictions_sha256,
                         "innflow_input_columns": prepared.input_columns,
                     },
                     code_dir=Path(__file__).resolve().parents[1],
                     nullable=tuple(c for c in prepared.input_columns if bookings.SCHEMA[c][1]),
                 )
+                trained = evaluating.result()
                 sizes = {f"rows_{k}": float(v) for k, v in prepared.split.sizes().items()}
-                timing = {f"duration_{k}_seconds": v for k, v in trained.durations.items()}
+                timing = {f"duration_{k}_seconds": v for k, v in fitted.durations.items()}
                 result_tags = {
-                    "innflow.predictions_sha256": trained.predictions_sha256,
-                    "innflow.threshold": repr(trained.threshold),
+                    "innflow.predictions_sha256": fitted.predictions_sha256,
+                    "innflow.threshold": repr(fitted.threshold),
                     "innflow.model_uri": uri,
                     "innflow.slices_flagged": ",".join(trained.assessment.flagged_slices()),
                     "innflow.audit_flagged": ",".join(trained.assessment.flagged_audit()),
@@ -282,12 +303,12 @@ def train(
                     "evaluation/leakage_audit.json": trained.assessment.audit,
                     "evaluation/cost_curve.json": trained.assessment.cost_curve,
                 }
-                tracking.log_results(metrics, result_tags, writing.result(), tables)
+                tracking.log_results(metrics, result_tags, Path(tmp), tables)
             return TrainOutcome(
                 run_id=active.info.run_id,
                 experiment_id=active.info.experiment_id,
                 model_uri=uri,
                 metrics=trained.metrics,
-                predictions_sha256=trained.predictions_sha256,
+                predictions_sha256=fitted.predictions_sha256,
                 tracking_uri=store,
             )
