@@ -110,3 +110,22 @@ def test_empty_search_space_and_bad_storage_exit_2(workdir, cli) -> None:
     )
     assert bad.code == 2 and "cannot open Optuna storage" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_interrupted_tune_keeps_finished_trials_and_is_killed(workdir) -> None:
+    cfg = config.load(None, workdir.overrides("lightgbm", *SMALL_SPACE))
+    seen: list[int] = []
+
+    def interrupt_after_two(number, value, best, state) -> None:
+        seen.append(number)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tune(cfg, trials=5, threads=1, on_trial=interrupt_after_two)
+    client = MlflowClient(workdir.store)
+    runs = client.search_runs(["1"])
+    parents = [r for r in runs if r.data.tags.get("innflow.kind") == "tune"]
+    trials = [r for r in runs if r.data.tags.get("innflow.kind") == "trial"]
+    assert [p.info.status for p in parents] == ["KILLED"]
+    assert len(trials) == 2 and all(t.info.status == "FINISHED" for t in trials)

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "innflow"
-CORE = ["config", "data", "features", "models", "evaluation", "plots", "provenance", "errors"]
+CORE = [
+    "config", "data", "features", "models", "evaluation", "plots", "provenance", "errors",
+    "business", "audit", "explain", "assessment", "tuning", "comparison", "report",
+]  # fmt: skip
 FORBIDDEN_IN_CORE = {
     "mlflow",
     "typer",

@@ -177,3 +177,11 @@ def test_unknown_columns_in_feature_lists() -> None:
         data.input_columns(FeaturesConfig(include=["nope"]))
     with pytest.raises(LeakageError, match="unknown column 'nada'"):
         data.input_columns(FeaturesConfig(exclude=["nada"]))
+
+
+def test_bundled_data_is_the_published_file() -> None:
+    bundled = Path(__file__).resolve().parents[2] / "data" / "hotel_bookings.parquet"
+    assert (
+        data.file_sha256(bundled)
+        == "19ce8a86c8f2b291276db0b31fbf3972fe8de67ff8058a56123d002c4181e35d"
+    )
