@@ -139,6 +139,31 @@ class TuningConfig(_Frozen):
     search_space: dict[str, ParamSpec] | None = None
 
 
+GateMetric = Literal["roc_auc", "pr_auc", "brier", "log_loss", "cost"]
+_COMPARED: tuple[GateMetric, ...] = ("roc_auc", "brier")
+
+
+class GateConfig(_Frozen):
+    """What a candidate must show before it may take an alias."""
+
+    min_roc_auc: float = Field(default=0.80, ge=0, le=1)
+    max_brier: float = Field(default=0.20, ge=0, le=1)
+    # 2017 cancels more than the training years (0.387 vs 0.36): a sound model shows an
+    # out-of-time ECE near 0.06, so the bar sits above that and catches real miscalibration.
+    max_ece: float = Field(default=0.08, ge=0, le=1)
+    slice_floor_roc_auc: float = Field(default=0.60, ge=0, le=1)
+    slice_min_support: int = Field(default=200, ge=1)
+    compare_metrics: list[GateMetric] = Field(default_factory=lambda: list(_COMPARED))
+    margin: float = Field(default=0.005, ge=0, description="tolerated loss vs the champion")
+
+
+class RegistryConfig(_Frozen):
+    """The registered model and its promotion gate."""
+
+    model_name: str = Field(default="hotel-booking-cancellation", min_length=1)
+    gate: GateConfig = GateConfig()
+
+
 class TrackingConfig(_Frozen):
     """Where runs go. ``uri`` null means MLFLOW_TRACKING_URI, else the embedded SQLite store."""
 
@@ -157,6 +182,7 @@ class Config(_Frozen):
     model: ModelConfig = ModelConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     tuning: TuningConfig = TuningConfig()
+    registry: RegistryConfig = RegistryConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     def to_dict(self) -> dict[str, Any]:

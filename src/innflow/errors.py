@@ -35,3 +35,9 @@ class ReproductionMismatch(InnflowError):
     """A re-executed run did not give bit-identical results."""
 
     exit_code = 1
+
+
+class GateFailed(InnflowError):
+    """A candidate model did not pass the promotion gate (a normal outcome)."""
+
+    exit_code = 3

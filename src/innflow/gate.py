@@ -1,0 +1,82 @@
+"""The promotion gate: absolute bars, slice floors, and challenger vs champion on the same
+test window. Pure: metrics in, a decision with its reasons out.
+
+Why not `mlflow.models.evaluate` + `mlflow.validate_evaluation_results`: the gate needs
+innflow's own metrics (cost at the model's threshold, slices with support, ECE) computed
+exactly as at training time, and both models scored in one process on one frame; MLflow's
+evaluator would recompute a different metric set and its thresholds compare one metric at
+a time without slices. The rule it encodes is the same: absolute thresholds plus a
+tolerated change against a baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from innflow.config import GateConfig
+
+LOWER_IS_BETTER = {"brier", "log_loss", "cost", "ece"}
+
+
+@dataclass
+class GateDecision:
+    """The verdict and every check behind it."""
+
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+    checks: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """JSON form (the report artifact)."""
+        return {"passed": self.passed, "reasons": self.reasons, "checks": self.checks}
+
+
+def decide(
+    candidate: dict[str, float],
+    slices: pd.DataFrame,
+    champion: dict[str, float] | None,
+    gate: GateConfig,
+) -> GateDecision:
+    """Apply the gate to the candidate's metrics (and the champion's, on the same window)."""
+    checks: list[dict] = []
+
+    def check(name: str, value: float, bound: float, ok: bool, detail: str) -> None:
+        checks.append(
+            {"check": name, "value": value, "bound": bound, "passed": bool(ok), "detail": detail}
+        )
+
+    floors = (
+        ("roc_auc", gate.min_roc_auc, True, "ROC AUC", "minimum"),
+        ("brier", gate.max_brier, False, "Brier", "maximum"),
+        ("ece", gate.max_ece, False, "calibration error", "maximum"),
+    )
+    for name, bound, higher_is_better, label, word in floors:
+        value = candidate[name]
+        ok = value >= bound if higher_is_better else value <= bound
+        check(name, value, bound, ok, f"{label} {value:.4f} ({word} {bound})")
+    supported = slices[(slices["support"] >= gate.slice_min_support) & slices["roc_auc"].notna()]
+    for column, level, support, auc in zip(
+        supported["slice"],
+        supported["value"],
+        supported["support"],
+        supported["roc_auc"],
+        strict=True,
+    ):
+        if float(auc) < gate.slice_floor_roc_auc:
+            detail = (
+                f"slice {column}={level} ROC AUC {float(auc):.4f} on {support} bookings "
+                f"(floor {gate.slice_floor_roc_auc})"
+            )
+            check(f"slice {column}={level}", float(auc), gate.slice_floor_roc_auc, False, detail)
+    if champion is None:
+        checks.append({"check": "champion", "passed": True, "detail": "no production model yet"})
+    else:
+        for name in gate.compare_metrics:
+            ours, theirs = candidate[name], champion[name]
+            worse_by = (ours - theirs) if name in LOWER_IS_BETTER else (theirs - ours)
+            detail = f"{name} {ours:.4f} vs champion {theirs:.4f} (tolerated loss {gate.margin})"
+            check(f"vs champion {name}", ours, theirs, worse_by <= gate.margin, detail)
+    reasons = [c["detail"] for c in checks if not c["passed"]]
+    return GateDecision(not reasons, reasons, checks)

@@ -1,0 +1,208 @@
+"""Register, gate, promote, roll back: who may put which model where, and the record of it.
+
+Aliases only (`staging`, `production`); registry stages are deprecated in MLflow. Every
+alias move is written to the audit trail in the tracking store (see tracking.record_move).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from innflow import business, evaluation, gate, tracking
+from innflow.config import Config
+from innflow.errors import ConfigError, GateFailed, RunNotFoundError
+from innflow.workflows.train import Prepared, prepare
+
+ALIASES = ("staging", "production")
+KEY_METRICS = ("test_roc_auc", "test_pr_auc", "test_brier", "test_ece", "test_cost_saving")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def register(run_id: str, config: Config) -> tuple[str, bool]:
+    """Register a training run's model; returns (version, created)."""
+    tracking.connect(config.tracking.uri)
+    run = tracking.get_run(run_id)
+    uri = tracking.model_uri(run)
+    t, m = run.data.tags, run.data.metrics
+    tags = {f"innflow.{k}": f"{m[k]:.6f}" for k in KEY_METRICS if k in m}
+    tags.update(
+        {
+            "innflow.data_sha256": t.get("innflow.data_sha256", ""),
+            "innflow.git_commit": t.get("innflow.git_commit", ""),
+            "innflow.model_kind": t.get("innflow.model_kind", ""),
+            "innflow.gate": "pending",
+        }
+    )
+    description = (
+        f"{t.get('innflow.model_kind')} trained in run {run_id}; test ROC AUC "
+        f"{m.get('test_roc_auc', float('nan')):.4f}, data {t.get('innflow.data_sha256', '')[:12]}, "
+        f"code {t.get('innflow.git_commit', '')[:12]}"
+    )
+    version, created = tracking.register_version(
+        config.registry.model_name, run_id, uri, tags, description
+    )
+    return str(version.version), created
+
+
+@dataclass
+class GateOutcome:
+    """A gate decision for one version."""
+
+    version: str
+    champion_version: str | None
+    decision: gate.GateDecision
+    candidate_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+
+    def to_dict(self) -> dict:
+        """JSON form."""
+        return {
+            "version": self.version,
+            "champion_version": self.champion_version,
+            "candidate": self.candidate_metrics,
+            "champion": self.champion_metrics,
+            **self.decision.to_dict(),
+        }
+
+
+def _window_metrics(
+    config: Config, prepared: Prepared, model_uri: str, threshold: float
+) -> tuple[dict[str, float], pd.DataFrame]:
+    model = tracking.load_pyfunc(model_uri)
+    raw = prepared.split.test
+    proba = np.asarray(model.predict(prepared.features("test")), dtype="float64")
+    proba = proba[:, 1] if proba.ndim == 2 else proba
+    y = prepared.labels("test")
+    metrics = evaluation.classification_metrics(y, proba, threshold)
+    metrics["ece"] = evaluation.expected_calibration_error(
+        y, proba, config.evaluation.calibration_bins
+    )
+    cost = config.evaluation.cost
+    miss = business.missed_cancellation_cost(raw, cost)
+    metrics["cost"] = business.summarize(y, proba, miss, cost.walk_cost, threshold).cost
+    slices = evaluation.slice_metrics(
+        evaluation.slice_frame(raw, tuple(config.evaluation.slices)), y, proba,
+        config.evaluation.slice_min_support, config.evaluation.slice_max_auc_gap,
+    )  # fmt: skip
+    return metrics, slices
+
+
+def _threshold(version) -> float:
+    run = tracking.get_run(version.run_id)
+    return float(run.data.metrics.get("threshold", 0.5))
+
+
+def run_gate(version: str, config: Config, prepared: Prepared | None = None) -> GateOutcome:
+    """Evaluate candidate and champion on the same current test window; record the result
+    as tags on the version and a report on the candidate's run.
+    """
+    tracking.connect(config.tracking.uri)
+    name = config.registry.model_name
+    candidate = tracking.model_version(name, version)
+    prepared = prepared or prepare(config)
+    ours, slices = _window_metrics(
+        config, prepared, f"models:/{name}/{version}", _threshold(candidate)
+    )
+    champion = tracking.alias_version(name, "production")
+    theirs = None
+    if champion is not None and str(champion.version) != str(version):
+        theirs, _ = _window_metrics(
+            config, prepared, f"models:/{name}/{champion.version}", _threshold(champion)
+        )
+    decision = gate.decide(ours, slices, theirs, config.registry.gate)
+    champion_version = str(champion.version) if champion is not None and theirs else None
+    outcome = GateOutcome(str(version), champion_version, decision, ours, theirs)
+    report = {**outcome.to_dict(), "evaluated_at": _now(), "data_sha256": prepared.data_sha256}
+    tracking.log_run_text(
+        candidate.run_id, json.dumps(report, indent=2), f"gate/report-v{version}.json"
+    )
+    tracking.set_version_tags(
+        name, version,
+        {"innflow.gate": "passed" if decision.passed else "failed",
+         "innflow.gate_reasons": "; ".join(decision.reasons)[:4900] or "all checks passed",
+         "innflow.gate_champion": champion_version or "none"},
+    )  # fmt: skip
+    return outcome
+
+
+def move_alias(
+    config: Config,
+    version: str,
+    alias: str,
+    who: str,
+    why: str,
+    force: bool = False,
+    kind: str = "promote",
+) -> dict[str, str]:
+    """Point ``alias`` at ``version`` after the checks, and record the move."""
+    if alias not in ALIASES:
+        raise ConfigError(f"unknown alias {alias!r}: use one of {', '.join(ALIASES)}")
+    if not who.strip():
+        raise ConfigError("an approval needs a name (--approved-by)")
+    tracking.connect(config.tracking.uri)
+    name = config.registry.model_name
+    target = tracking.model_version(name, version)
+    status = target.tags.get("innflow.gate", "pending")
+    if status != "passed" and not force:
+        raise GateFailed(
+            f"version {version} has gate status {status!r}; run `innflow gate {version}` or "
+            "use --force (recorded)"
+        )
+    previous = tracking.alias_version(name, alias)
+    move = {
+        "alias": alias, "from_version": str(previous.version) if previous else "none",
+        "to_version": str(version), "who": who, "why": why, "gate": status,
+        "forced": str(force).lower(), "kind": kind, "at": _now(),
+    }  # fmt: skip
+    tracking.set_alias(name, alias, version)
+    tracking.record_move(name, move)
+    if alias == "production":
+        tracking.set_version_tags(
+            name, version, {"innflow.approved_by": who, "innflow.approval_reason": why}
+        )
+    return move
+
+
+def rollback(config: Config, who: str, why: str) -> dict[str, str]:
+    """Put `production` back on the version it held before the current one."""
+    tracking.connect(config.tracking.uri)
+    name = config.registry.model_name
+    current = tracking.alias_version(name, "production")
+    if current is None:
+        raise RunNotFoundError(f"model {name!r} has no production version to roll back")
+    history = [m for m in tracking.moves(name) if m["alias"] == "production"]
+    into_current = [m for m in history if m["to_version"] == str(current.version)]
+    previous = into_current[-1]["from_version"] if into_current else "none"
+    if previous == "none":
+        raise RunNotFoundError(f"model {name!r} has no previous production version to roll back to")
+    return move_alias(
+        config, previous, "production", who, why or "rollback", force=True, kind="rollback"
+    )
+
+
+def listing(config: Config) -> list[dict[str, str]]:
+    """Every version with its aliases, gate status and key metrics (`innflow models`)."""
+    tracking.connect(config.tracking.uri)
+    rows = []
+    for v in tracking.versions(config.registry.model_name):
+        rows.append(
+            {
+                "version": str(v.version),
+                "aliases": ",".join(v.aliases),
+                "gate": v.tags.get("innflow.gate", "pending"),
+                "model_kind": v.tags.get("innflow.model_kind", ""),
+                "test_roc_auc": v.tags.get("innflow.test_roc_auc", ""),
+                "test_brier": v.tags.get("innflow.test_brier", ""),
+                "run_id": v.run_id or "",
+                "approved_by": v.tags.get("innflow.approved_by", ""),
+            }
+        )
+    return rows
