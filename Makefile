@@ -14,7 +14,7 @@ setup: $(if $(SYSTEM_UV),,$(CURDIR)/.tools/bin/uv)  ## create .venv from uv.lock
 
 run: setup  ## the main job on the bundled data and the embedded SQLite store
 	$(RUN) innflow data check
-	$(RUN) innflow train
+	$(RUN) innflow pipeline
 
 test: setup  ## the whole suite, slow tests included
 	$(RUN) pytest
@@ -33,6 +33,8 @@ format: setup
 
 bench: setup
 	$(RUN) python benchmarks/train_overhead.py
+	$(RUN) python benchmarks/compare_scale.py
+	$(RUN) python benchmarks/tune_overhead.py
 	$(RUN) python benchmarks/model_kinds.py
 
 ui: setup  ## the MLflow UI on the embedded store: http://127.0.0.1:5000

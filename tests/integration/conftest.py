@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -43,14 +44,18 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workdir:
 
 
 @pytest.fixture(autouse=True)
-def _no_stray_runs():
-    """End any run a failing test left active, so the next test starts clean."""
+def _no_stray_runs(monkeypatch: pytest.MonkeyPatch):
+    """End any run a test left active and forget the experiment MLflow put in the
+    environment (set_experiment exports MLFLOW_EXPERIMENT_ID), so each test starts clean."""
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     yield
     if "mlflow" in sys.modules:
         import mlflow
 
         while mlflow.active_run() is not None:
             mlflow.end_run()
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
 
 
 @dataclass

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from innflow import config
@@ -106,3 +110,27 @@ def test_registry_errors_exit_2(workdir, cli) -> None:
     no_previous = cli("rollback", "--approved-by", "x")
     assert no_previous.code == 2 and "production" in no_previous.stderr
     assert cli("register", "0123456789abcdef0123456789abcdef").code == 2
+
+
+@pytest.mark.slow
+def test_mlflow_run_executes_the_pipeline_entry_point(workdir) -> None:
+    root = Path(__file__).resolve().parents[2]
+    cfg = workdir.path / "cfg.yaml"
+    cfg.write_text(
+        f"data: {{path: {workdir.data}}}\n"
+        "model: {kind: lightgbm, params: {n_estimators: 40}}\n"
+        "registry: {gate: {min_roc_auc: 0.7, slice_floor_roc_auc: 0.5}}\n"
+    )
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    mlflow_cli = str(Path(sys.executable).parent / "mlflow")
+    command = [mlflow_cli, "run", str(root), "-e", "pipeline", "--env-manager", "local",
+               "--experiment-name", "hotel-cancellation", "-P", f"config={cfg}"]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=workdir.path, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(workdir.store)
+    staged = client.get_model_version_by_alias("hotel-booking-cancellation", "staging")
+    run = client.get_run(staged.run_id)
+    assert run.data.tags["mlflow.project.entryPoint"] == "pipeline"
+    assert "test_roc_auc" in run.data.metrics
