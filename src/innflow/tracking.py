@@ -51,6 +51,11 @@ def connect(configured: str | None) -> str:
     import mlflow
 
     uri = resolve_store(configured)
+    # MLflow's defaults retry an unreachable server for minutes; a command should fail in
+    # seconds with a clear message. Explicit settings in the environment still win.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     mlflow.set_tracking_uri(uri)
     return uri
 
@@ -74,7 +79,7 @@ def run(
             parent_run_id=parent_run_id,
         )
     except MlflowException as e:
-        raise TrackingError(f"tracking store refused the run: {e.message}") from e
+        raise TrackingError(f"tracking store refused the run: {_reason(e)}") from e
     try:
         yield active
     except BaseException as e:
@@ -385,7 +390,22 @@ def _registry_errors(what: str) -> Iterator[None]:
         code = getattr(e, "error_code", "")
         if code == "RESOURCE_DOES_NOT_EXIST":
             raise RunNotFoundError(f"{what}: {e.message}") from e
-        raise TrackingError(f"{what}: {e.message}") from e
+        raise TrackingError(f"{what}: {_reason(e)}") from e
+
+
+def _reason(error: Any) -> str:
+    """An MLflow error in one line; an unreachable server said plainly."""
+    message = str(getattr(error, "message", error))
+    if "Max retries exceeded" in message or "Connection refused" in message:
+        return f"tracking server {mlflow_uri()} cannot be reached"
+    return message.strip().splitlines()[0] if message.strip() else type(error).__name__
+
+
+def mlflow_uri() -> str:
+    """The tracking URI in use."""
+    import mlflow
+
+    return mlflow.get_tracking_uri()
 
 
 def register_version(
@@ -449,7 +469,7 @@ def set_version_tags(name: str, version: str, tags: dict[str, str]) -> None:
 
 def versions(name: str) -> list[Any]:
     """All versions of a registered model, newest first."""
-    with _registry_errors(f"no registered model {name!r}"):
+    with _registry_errors(f"cannot list the versions of {name!r}"):
         _client().get_registered_model(name)
         found = _client().search_model_versions(f"name = '{name}'")
     return sorted(found, key=lambda v: int(v.version), reverse=True)

@@ -134,3 +134,12 @@ def test_mlflow_run_executes_the_pipeline_entry_point(workdir) -> None:
     run = client.get_run(staged.run_id)
     assert run.data.tags["mlflow.project.entryPoint"] == "pipeline"
     assert "test_roc_auc" in run.data.metrics
+
+
+def test_unreachable_registry_is_one_line_and_exit_2(workdir, cli, monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    result = cli("models")
+    assert result.code == 2
+    assert "tracking server http://127.0.0.1:9 cannot be reached" in result.stderr
+    assert "Traceback" not in result.stderr
