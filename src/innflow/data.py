@@ -118,36 +118,80 @@ def arrival_dates(frame: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(parts, errors="coerce")
 
 
-def _column_problems(name: str, series: pd.Series, kind: str, nullable: bool) -> list[str]:
-    problems: list[str] = []
-    nulls = int(series.isna().sum())
-    if nulls and not nullable:
-        problems.append(f"column '{name}': {nulls} rows are null")
-    values = series.dropna()
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _column_checks(series: pd.Series, kind: str, nullable: bool) -> list[tuple[str, np.ndarray]]:
+    """(problem, mask of failing rows) for one column; each row fails at most once."""
+    null = series.isna().to_numpy()
+    checks = [("are null", null)] if not nullable else []
+    present = ~null
     if kind == "str":
-        if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
-            bad = int((~values.map(lambda v: isinstance(v, str))).sum())
-            problems.append(f"column '{name}': {bad} rows are not text")
-        return problems
-    if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-        return [f"column '{name}': expected numbers, found {series.dtype} ({len(series)} rows)"]
-    if kind in ("int", "count", "binary"):
-        fractional = int((values != np.floor(values)).sum())
-        if fractional:
-            problems.append(f"column '{name}': {fractional} rows are not whole numbers")
-    if kind == "count":
-        negative = int((values < 0).sum())
-        if negative:
-            problems.append(f"column '{name}': {negative} rows are negative")
-    if kind == "binary":
-        outside = int((~values.isin([0, 1])).sum())
-        if outside:
-            problems.append(f"column '{name}': {outside} rows are not 0 or 1")
-    if kind == "float":
-        infinite = int(np.isinf(values.astype(float)).sum())
-        if infinite:
-            problems.append(f"column '{name}': {infinite} rows are infinite")
-    return problems
+        if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+            return checks
+        text = series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+        return [*checks, ("are not text", present & ~text)]
+    if pd.api.types.is_bool_dtype(series):
+        return [*checks, ("are not numbers", present)]
+    if pd.api.types.is_numeric_dtype(series):
+        numeric = present
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        numeric = present & series.map(_is_number).to_numpy(dtype=bool)
+        checks.append(("are not numbers", present & ~numeric))
+        values = pd.to_numeric(series.where(numeric), errors="coerce").to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore"):
+        if kind in ("int", "count", "binary"):
+            checks.append(("are not whole numbers", numeric & (values != np.floor(values))))
+        if kind == "count":
+            checks.append(("are negative", numeric & (values < 0)))
+        if kind == "binary":
+            checks.append(("are not 0 or 1", numeric & ~np.isin(values, [0, 1])))
+        if kind == "float":
+            checks.append(("are infinite", numeric & np.isinf(values)))
+    return checks
+
+
+def row_problems(
+    frame: pd.DataFrame, columns: tuple[str, ...]
+) -> list[tuple[str, str, np.ndarray]]:
+    """Every (column, problem, failing-rows mask) in ``frame``: types, nulls and domains.
+
+    Shared by file validation (which counts rows) and the scoring service (which names
+    them). Date checks run only when the date parts themselves are well-formed.
+    """
+    found = []
+    for name in columns:
+        kind, nullable = SCHEMA[name]
+        for problem, mask in _column_checks(frame[name], kind, nullable):
+            if mask.any():
+                found.append((name, problem, mask))
+    if found or not {"arrival_date_month", "arrival_date_day_of_month"} <= set(columns):
+        return found
+    months = frame["arrival_date_month"]
+    unknown = (~months.isin(MONTHS)).to_numpy()
+    if unknown.any():
+        examples = ", ".join(repr(m) for m in months[unknown].unique()[:3])
+        found.append(("arrival_date_month", f"are not month names ({examples})", unknown))
+    days = frame["arrival_date_day_of_month"].to_numpy()
+    if (bad := (days < 1) | (days > 31)).any():
+        found.append(("arrival_date_day_of_month", "outside 1..31", bad))
+    if "arrival_date_week_number" in columns:
+        weeks = frame["arrival_date_week_number"].to_numpy()
+        if (bad := (weeks < 1) | (weeks > 53)).any():
+            found.append(("arrival_date_week_number", "outside 1..53", bad))
+    if not found and "arrival_date_year" in columns:
+        invalid = arrival_dates(frame).isna().to_numpy()
+        if invalid.any():
+            found.append(("arrival date", "do not form a valid date", invalid))
+    return found
+
+
+def _where(column: str) -> str:
+    return f"column {column!r}" if column in SCHEMA else column
 
 
 def validate(frame: pd.DataFrame, required: tuple[str, ...] = tuple(SCHEMA)) -> pd.DataFrame:
@@ -159,31 +203,10 @@ def validate(frame: pd.DataFrame, required: tuple[str, ...] = tuple(SCHEMA)) -> 
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataValidationError(f"missing column(s): {', '.join(missing)}")
-    problems: list[str] = []
-    for name in required:
-        kind, nullable = SCHEMA[name]
-        problems += _column_problems(name, frame[name], kind, nullable)
-    if not problems:
-        months = frame["arrival_date_month"]
-        unknown = int((~months.isin(MONTHS)).sum())
-        if unknown:
-            examples = ", ".join(repr(m) for m in months[~months.isin(MONTHS)].unique()[:3])
-            problems.append(
-                f"column 'arrival_date_month': {unknown} rows are not month names ({examples})"
-            )
-        days = frame["arrival_date_day_of_month"]
-        out_of_range = int(((days < 1) | (days > 31)).sum())
-        if out_of_range:
-            problems.append(
-                f"column 'arrival_date_day_of_month': {out_of_range} rows outside 1..31"
-            )
-        weeks = frame["arrival_date_week_number"]
-        if bad_weeks := int(((weeks < 1) | (weeks > 53)).sum()):
-            problems.append(f"column 'arrival_date_week_number': {bad_weeks} rows outside 1..53")
-        if not problems:
-            invalid = int(arrival_dates(frame).isna().sum())
-            if invalid:
-                problems.append(f"arrival date: {invalid} rows do not form a valid date")
+    problems = [
+        f"{_where(column)}: {int(mask.sum())} rows {problem}"
+        for column, problem, mask in row_problems(frame, required)
+    ]
     if "reservation_status_date" in required and not problems:
         unparsed = int(
             pd.to_datetime(frame["reservation_status_date"], errors="coerce").isna().sum()

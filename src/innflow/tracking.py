@@ -515,3 +515,42 @@ def moves(name: str) -> list[dict[str, str]]:
         for r in runs
     ]
     return sorted(found_moves, key=lambda m: m.get("at", ""))
+
+
+# --- Serving --------------------------------------------------------------------------
+def describe_model(uri: str) -> dict[str, Any]:
+    """Name, version, alias and run of a model URI (``models:/name@alias``,
+    ``models:/name/3``, ``runs:/...`` or ``models:/m-...``), plus its innflow metadata.
+    """
+    from mlflow.models import get_model_info
+
+    described: dict[str, Any] = {"uri": uri, "name": None, "version": None, "alias": None}
+    with _registry_errors(f"cannot resolve model {uri}"):
+        if uri.startswith("models:/") and not uri.startswith("models:/m-"):
+            reference = uri.removeprefix("models:/")
+            if "@" in reference:
+                name, alias = reference.split("@", 1)
+                version = _client().get_model_version_by_alias(name, alias)
+                described.update(name=name, alias=alias)
+            else:
+                name, number = reference.rsplit("/", 1)
+                version = _client().get_model_version(name, number)
+                described["name"] = name
+            described.update(version=str(version.version), run_id=version.run_id)
+            uri = f"models:/{described['name']}/{described['version']}"
+        info = get_model_info(uri)
+    described["resolved_uri"] = uri
+    described["signature"] = info.signature.to_dict() if info.signature else None
+    described["metadata"] = info.metadata or {}
+    described.setdefault("run_id", info.run_id)
+    return described
+
+
+def load_sklearn(uri: str) -> Any:
+    """The logged scikit-learn Pipeline itself (the single source of truth for scoring)."""
+    import mlflow
+
+    try:
+        return mlflow.sklearn.load_model(uri)
+    except Exception as e:  # MLflow raises several unrelated types for a missing model
+        raise RunNotFoundError(f"could not load model {uri}: {_reason(e)}") from e

@@ -24,7 +24,7 @@ def test_sample_is_valid_and_canonical(sample_frame: pd.DataFrame) -> None:
         (lambda f: f.drop(columns=["lead_time"]), "missing column(s): lead_time"),
         (
             lambda f: f.assign(lead_time=f["lead_time"].astype(str)),
-            "column 'lead_time': expected numbers",
+            "column 'lead_time': 40 rows are not numbers",
         ),
         (
             lambda f: f.assign(adults=np.where(f.index < 3, -1, f["adults"])),

@@ -1,0 +1,1 @@
+"""The scoring service: app factory, request parsing, prediction core, metrics."""

@@ -1,0 +1,42 @@
+"""Prometheus metrics of one service instance (own registry, so tests and several apps in
+one process do not collide).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class ServiceMetrics:
+    """The service's counters, histogram and model-info gauge."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "innflow_requests",
+            "Requests by endpoint and status.",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "innflow_request_duration_seconds", "Request latency.", ["endpoint"], registry=r,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )  # fmt: skip
+        self.rows = Counter("innflow_rows_scored", "Bookings scored.", registry=r)
+        self.decisions = Counter(
+            "innflow_decisions", "Decisions by outcome.", ["decision"], registry=r
+        )
+        self.model = Gauge(
+            "innflow_model_info",
+            "The model being served.",
+            ["name", "version", "alias", "run_id"],
+            registry=r,
+        )
+        self.reloads = Counter(
+            "innflow_model_reloads", "Model (re)loads by outcome.", ["outcome"], registry=r
+        )

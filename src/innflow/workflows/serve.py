@@ -1,0 +1,76 @@
+"""Load a registered model for serving or batch scoring: the side effects around the
+prediction core (registry lookup, artifact download), kept out of the app factory.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from innflow import data, tracking
+from innflow.errors import DataValidationError
+from innflow.serving import core
+
+DEFAULT_MODEL_URI = "models:/hotel-booking-cancellation@production"
+
+
+def load(model_uri: str, tracking_uri: str | None = None) -> core.LoadedModel:
+    """Resolve ``model_uri`` in the registry and load its Pipeline."""
+    tracking.connect(tracking_uri)
+    description = tracking.describe_model(model_uri)
+    pipeline = tracking.load_sklearn(description["resolved_uri"])
+    return core.from_logged(pipeline, description)
+
+
+def app_from_environment():
+    """Factory for `uvicorn --factory` workers: the model URI comes from INNFLOW_MODEL_URI."""
+    from innflow.serving.app import create_app
+
+    return create_app(load(os.environ.get("INNFLOW_MODEL_URI", DEFAULT_MODEL_URI)))
+
+
+@dataclass(frozen=True)
+class ScoreOutcome:
+    """What `innflow score` did."""
+
+    rows: int
+    scored: int
+    rejected: int
+    seconds: float
+    model_version: str
+
+
+def score_file(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
+    """Score a parquet/CSV file; invalid rows are kept, unscored, with the reason."""
+    started = time.perf_counter()
+    model = load(model_uri)
+    frame = data.read_table(source)
+    missing = [c for c in model.columns if c not in frame.columns]
+    if missing:
+        raise DataValidationError(f"{source}: missing column(s) {', '.join(missing)}")
+    inputs = frame[model.columns]
+    reasons = np.full(len(frame), "", dtype=object)
+    for column, problem, mask in data.row_problems(inputs, tuple(model.columns)):
+        reasons[mask & (reasons == "")] = f"{column}: value {problem.removeprefix('are ')}"
+    good = reasons == ""
+    probability = np.full(len(frame), np.nan)
+    if good.any():
+        probability[good] = model.pipeline.predict_proba(inputs[good])[:, 1]
+    out = frame.copy()
+    out["probability"] = probability
+    decision = pd.array(probability >= model.threshold, dtype="boolean")
+    decision[~good] = pd.NA
+    out["likely_cancel"] = decision
+    out["model_version"] = model.version
+    out["error"] = reasons
+    if target.suffix.lower() in (".parquet", ".pq"):
+        out.to_parquet(target, index=False)
+    else:
+        out.to_csv(target, index=False)
+    seconds = time.perf_counter() - started
+    return ScoreOutcome(len(frame), int(good.sum()), int((~good).sum()), seconds, model.version)

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from innflow import config
+from innflow.serving.app import Settings, create_app
+from innflow.workflows.registry import move_alias, register
+from innflow.workflows.serve import load, score_file
+from innflow.workflows.train import prepare, train
+from tests.conftest import SAMPLE
+from tests.integration.conftest import FAST
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory):
+    """One registered model on the production alias, loaded once for the module."""
+    path = tmp_path_factory.mktemp("serving")
+    shutil.copy(SAMPLE, path / "bookings.parquet")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(path)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+        cfg = config.load(None, [f"data.path={path / 'bookings.parquet'}", *FAST["lightgbm"]])
+        run = train(cfg, 1)
+        version, _ = register(run.run_id, cfg)
+        move_alias(cfg, version, "production", "tester", "serving test", force=True)
+        model = load("models:/hotel-booking-cancellation@production")
+        bookings = prepare(cfg).features("test").head(20).reset_index(drop=True)
+        yield model, bookings, version, path
+
+
+@pytest.fixture
+def served(registered):
+    """A fresh app (own metrics) around the module's model."""
+    model, bookings, version, _ = registered
+    return TestClient(create_app(model, Settings(max_body_bytes=200_000))), model, bookings, version
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return json.loads(frame.to_json(orient="records"))
+
+
+def test_every_mlflow_format_gives_the_in_process_probabilities(served) -> None:
+    client, model, bookings, version = served
+    expected = model.pipeline.predict_proba(bookings)
+    split = json.loads(bookings.to_json(orient="split", index=False))
+    bodies = {
+        "dataframe_split": {"dataframe_split": split},
+        "dataframe_records": {"dataframe_records": _records(bookings)},
+        "instances": {"instances": _records(bookings)},
+        "inputs": {"inputs": _records(bookings)},
+    }
+    for name, body in bodies.items():
+        response = client.post("/invocations", json=body)
+        assert response.status_code == 200, (name, response.text)
+        got = np.asarray(response.json()["predictions"])
+        assert np.abs(got - expected).max() == 0, name
+        assert response.headers["X-Model-Version"] == version
+    csv = client.post(
+        "/invocations", content=bookings.to_csv(index=False), headers={"Content-Type": "text/csv"}
+    )
+    assert csv.status_code == 200
+    assert np.abs(np.asarray(csv.json()["predictions"]) - expected).max() < 1e-12
+
+
+def test_predict_returns_probability_decision_version_and_reasons(served) -> None:
+    client, model, bookings, version = served
+    response = client.post(
+        "/predict?explain=true", json={"dataframe_records": _records(bookings.head(3))}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["threshold"] == model.threshold
+    first = body["predictions"][0]
+    assert first["model_version"] == version
+    assert first["likely_cancel"] == (first["probability"] >= model.threshold)
+    assert len(first["reasons"]) == 5 and {"feature", "value", "contribution"} <= set(
+        first["reasons"][0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "problem"),
+    [
+        (lambda r: r.pop("lead_time"), "lead_time", "missing column"),
+        (lambda r: r.update(surprise=1), "surprise", "unknown column"),
+        (lambda r: r.update(lead_time="12"), "lead_time", "value not numbers"),
+        (lambda r: r.update(adults=2.5), "adults", "value not whole numbers"),
+        (lambda r: r.update(stays_in_week_nights=-1), "stays_in_week_nights", "value negative"),
+        (
+            lambda r: r.update(arrival_date_month="Smarch"),
+            "arrival_date_month",
+            "value not month names",
+        ),
+        (lambda r: r.update(hotel=None), "hotel", "value null"),
+    ],
+)
+def test_bad_input_is_a_400_naming_field_and_row(served, mutate, field, problem) -> None:
+    client, _, bookings, _ = served
+    records = _records(bookings.head(3))
+    for record in records:
+        mutate(record)
+    response = client.post("/invocations", json={"dataframe_records": records})
+    assert response.status_code == 400, response.text
+    errors = response.json()["errors"]
+    assert any(e["field"] == field and e["problem"].startswith(problem) for e in errors), errors
+    assert client.get("/health").status_code == 200
+
+
+def test_unseen_category_and_nullable_fields_are_valid(served) -> None:
+    client, _, bookings, _ = served
+    records = _records(bookings.head(2))
+    records[0]["market_segment"] = "Metaverse"
+    records[1]["agent"] = None
+    response = client.post("/invocations", json={"dataframe_records": records})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b"", {"Content-Type": "application/json"}, 400),
+        (b"{not json", {"Content-Type": "application/json"}, 400),
+        (b'{"rows": []}', {"Content-Type": "application/json"}, 400),
+        (b'{"dataframe_records": []}', {"Content-Type": "application/json"}, 400),
+        (b"lead_time\n1", {"Content-Type": "text/plain"}, 415),
+        (b"x" * 300_000, {"Content-Type": "application/json"}, 413),
+    ],
+)
+def test_malformed_requests_are_4xx(served, body, headers, status) -> None:
+    client, *_ = served
+    assert client.post("/invocations", content=body, headers=headers).status_code == status
+
+
+def test_metadata_health_and_metrics(served) -> None:
+    client, _, bookings, version = served
+    meta = client.get("/metadata").json()
+    assert meta["name"] == "hotel-booking-cancellation" and meta["version"] == version
+    assert meta["alias"] == "production" and meta["run_id"] and meta["signature"]
+    assert client.get("/ping").status_code == 200
+    client.post("/invocations", json={"dataframe_records": _records(bookings.head(4))})
+    client.post("/invocations", content=b"{", headers={"Content-Type": "application/json"})
+    text = client.get("/metrics").text
+    assert 'innflow_requests_total{endpoint="invocations",status="200"} 1.0' in text
+    assert 'innflow_requests_total{endpoint="invocations",status="400"} 1.0' in text
+    assert "innflow_rows_scored_total 4.0" in text
+    assert f'version="{version}"' in text and "innflow_request_duration_seconds_bucket" in text
+    assert client.get("/openapi.json").status_code == 200
+
+
+def test_batch_score_equals_in_process_and_keeps_bad_rows(registered, monkeypatch) -> None:
+    model, bookings, version, path = registered
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+    frame = bookings.copy()
+    frame.loc[3, "adults"] = -2
+    source, target = path / "in.csv", path / "out.parquet"
+    frame.to_csv(source, index=False)
+    outcome = score_file("models:/hotel-booking-cancellation@production", source, target)
+    assert (outcome.rows, outcome.scored, outcome.rejected) == (20, 19, 1)
+    scored = pd.read_parquet(target)
+    assert "adults" in scored.loc[3, "error"] and np.isnan(scored.loc[3, "probability"])
+    good = scored.drop(index=3)
+    expected = model.pipeline.predict_proba(bookings.drop(index=3))[:, 1]
+    assert np.abs(good["probability"].to_numpy() - expected).max() < 1e-12
+    assert (scored["model_version"] == version).all()
