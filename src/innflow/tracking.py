@@ -459,6 +459,12 @@ def set_alias(name: str, alias: str, version: str) -> None:
         _client().set_registered_model_alias(name, alias, str(version))
 
 
+def delete_alias(name: str, alias: str) -> None:
+    """Remove an alias (used only to undo a move that could not be recorded)."""
+    with _registry_errors(f"cannot remove alias {alias!r} of {name!r}"):
+        _client().delete_registered_model_alias(name, alias)
+
+
 def set_version_tags(name: str, version: str, tags: dict[str, str]) -> None:
     """Tag a model version (gate results, approvals)."""
     client = _client()

@@ -143,3 +143,20 @@ def test_unreachable_registry_is_one_line_and_exit_2(workdir, cli, monkeypatch) 
     assert result.code == 2
     assert "tracking server http://127.0.0.1:9 cannot be reached" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_move_that_cannot_be_recorded_is_undone(workdir, monkeypatch) -> None:
+    from innflow import tracking
+    from innflow.errors import TrackingError
+    from innflow.workflows.registry import move_alias
+
+    cfg = config.load(None, workdir.overrides())
+    version, _ = register(train(cfg, 1).run_id, cfg)
+
+    def broken(name, move) -> None:
+        raise TrackingError("audit store unavailable")
+
+    monkeypatch.setattr(tracking, "record_move", broken)
+    with pytest.raises(TrackingError):
+        move_alias(cfg, version, "production", "ana", "try", force=True)
+    assert tracking.alias_version("hotel-booking-cancellation", "production") is None

@@ -163,7 +163,15 @@ def move_alias(
         "forced": str(force).lower(), "kind": kind, "at": _now(),
     }  # fmt: skip
     tracking.set_alias(name, alias, version)
-    tracking.record_move(name, move)
+    try:
+        tracking.record_move(name, move)
+    except BaseException:
+        # No alias move without its record: put the alias back as it was.
+        if previous is not None:
+            tracking.set_alias(name, alias, str(previous.version))
+        else:
+            tracking.delete_alias(name, alias)
+        raise
     if alias == "production":
         tracking.set_version_tags(
             name, version, {"innflow.approved_by": who, "innflow.approval_reason": why}

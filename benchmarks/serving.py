@@ -1,0 +1,159 @@
+"""innflow serve vs `mlflow models serve` on the same registered model, same client.
+
+Trains and registers the default model in a temporary store, starts both servers on
+loopback, and measures: start to first /ping, one booking per request (sequential p50/p99),
+8 concurrent clients (requests/s, p99), batches of 1,000 bookings (rows/s), and the maximum
+absolute difference of both servers' probabilities from in-process predict_proba.
+All traffic goes to 127.0.0.1; every loop is bounded.
+
+Run: uv run python benchmarks/serving.py [--requests 300] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import requests
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(command: list[str], env: dict, port: int) -> tuple[subprocess.Popen, float]:
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = started + 120
+    while time.perf_counter() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+                return process, time.perf_counter() - started
+        except requests.RequestException:
+            time.sleep(0.05)
+        if process.poll() is not None:
+            raise SystemExit(f"server exited: {process.stderr.read().decode()[-2000:]}")
+    process.kill()
+    raise SystemExit("server did not become ready in 120 s")
+
+
+def _post(session: requests.Session, url: str, records: list[dict]) -> np.ndarray:
+    response = session.post(url, json={"dataframe_records": records}, timeout=30)
+    response.raise_for_status()
+    return np.asarray(response.json()["predictions"], dtype=float)
+
+
+def _measure(url: str, rows: list[dict], n_requests: int, seconds: float) -> dict[str, float]:
+    session = requests.Session()
+    latencies = []
+    for i in range(n_requests):
+        t = time.perf_counter()
+        _post(session, url, [rows[i % len(rows)]])
+        latencies.append(time.perf_counter() - t)
+
+    def client(index: int) -> list[float]:
+        own, times, stop = requests.Session(), [], time.perf_counter() + seconds
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            _post(own, url, [rows[(index * 7 + len(times)) % len(rows)]])
+            times.append(time.perf_counter() - t)
+        return times
+
+    with ThreadPoolExecutor(8) as pool:
+        concurrent = [t for times in pool.map(client, range(8)) for t in times]
+    batches, t = 10, time.perf_counter()
+    for b in range(batches):
+        _post(session, url, rows[(b * 1000) % (len(rows) - 1000) :][:1000])
+    batch_seconds = time.perf_counter() - t
+    return {
+        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
+        "p99_ms": 1000 * float(np.percentile(latencies, 99)),
+        "rps_8": len(concurrent) / seconds,
+        "p99_8_ms": 1000 * float(np.percentile(concurrent, 99)),
+        "batch_rows_s": batches * 1000 / batch_seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    from innflow import config
+    from innflow.workflows.registry import move_alias, register
+    from innflow.workflows.serve import load
+    from innflow.workflows.train import prepare, train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = f"sqlite:///{tmp}/mlflow.db"
+        os.environ["MLFLOW_TRACKING_URI"] = store
+        os.chdir(tmp)
+        cfg = config.load(None, [f"data.path={ROOT / 'data' / 'hotel_bookings.parquet'}"])
+        version, _ = register(train(cfg).run_id, cfg)
+        move_alias(cfg, version, "production", "bench", "benchmark", force=True)
+        uri = "models:/hotel-booking-cancellation@production"
+        test = prepare(cfg).features("test").reset_index(drop=True)
+        rows = json.loads(test.to_json(orient="records"))
+        expected = load(uri).pipeline.predict_proba(test)
+        bin_dir = str(Path(sys.executable).parent)
+        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+        servers = {
+            "mlflow models serve": lambda p: [
+                f"{bin_dir}/mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
+                "-p", str(p), "-h", "127.0.0.1",
+            ],
+            "innflow serve": lambda p: [f"{bin_dir}/innflow", "serve", "--model-uri", uri,
+                                        "--port", str(p)],
+        }  # fmt: skip
+        results = {}
+        for name, command in servers.items():
+            port = _free_port()
+            process, ready = _start(command(port), env, port)
+            try:
+                url = f"http://127.0.0.1:{port}/invocations"
+                figures = _measure(url, rows, args.requests, args.seconds)
+                got = np.vstack(
+                    [
+                        _post(requests.Session(), url, rows[i : i + 2000])
+                        for i in range(0, len(rows), 2000)
+                    ]
+                )
+                figures["max_abs_diff"] = float(np.abs(got - expected).max())
+                figures["ready_s"] = ready
+                results[name] = figures
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+    table = Table(title="serving: same model, same client, 127.0.0.1, 2 cores")
+    columns = [
+        ("ready_s", "start to /ping s", "{:.1f}"), ("p50_ms", "1 row p50 ms", "{:.1f}"),
+        ("p99_ms", "1 row p99 ms", "{:.1f}"), ("rps_8", "8 clients req/s", "{:.0f}"),
+        ("p99_8_ms", "8 clients p99 ms", "{:.0f}"),
+        ("batch_rows_s", "batch 1000 rows/s", "{:,.0f}"),
+        ("max_abs_diff", "max |diff| vs in-process", "{:.1e}"),
+    ]  # fmt: skip
+    table.add_column("server")
+    for _, title, _ in columns:
+        table.add_column(title, justify="right")
+    for name, figures in results.items():
+        table.add_row(name, *[fmt.format(figures[key]) for key, _, fmt in columns])
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
