@@ -168,3 +168,14 @@ def test_batch_score_equals_in_process_and_keeps_bad_rows(registered, monkeypatc
     expected = model.pipeline.predict_proba(bookings.drop(index=3))[:, 1]
     assert np.abs(good["probability"].to_numpy() - expected).max() < 1e-12
     assert (scored["model_version"] == version).all()
+
+
+def test_fast_path_is_bit_identical_to_the_pipeline(registered) -> None:
+    from innflow.serving.fastpath import FastScorer
+
+    model, _, _, _ = registered
+    frame = pd.read_parquet(SAMPLE)[model.columns]
+    records = json.loads(frame.to_json(orient="records"))
+    assert model.fast is not None
+    fast = FastScorer(model.pipeline).predict_proba(records)
+    assert fast.tobytes() == model.pipeline.predict_proba(frame).tobytes()
