@@ -43,50 +43,22 @@ class BookingFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Engineered features first, then the raw columns (categoricals as text)."""
-        weekend = X["stays_in_weekend_nights"].to_numpy(dtype="float64")
-        week = X["stays_in_week_nights"].to_numpy(dtype="float64")
-        adults = X["adults"].to_numpy(dtype="float64")
-        children = np.nan_to_num(X["children"].to_numpy(dtype="float64"))
-        babies = X["babies"].to_numpy(dtype="float64")
-        adr = X["adr"].to_numpy(dtype="float64")
-        lead = X["lead_time"].to_numpy(dtype="float64")
-        nights = weekend + week
-        guests = adults + children + babies
+        values = {name: X[name].to_numpy(dtype="float64") for name in ENGINEERING_INPUTS}
         month = X["arrival_date_month"].map(_MONTH_NUMBER).to_numpy(dtype="float64")
-        arrival = pd.to_datetime(
-            pd.DataFrame(
-                {
-                    "year": X["arrival_date_year"],
-                    "month": month,
-                    "day": X["arrival_date_day_of_month"],
-                }
-            ),
-            errors="coerce",
-        )
-        booked = arrival - pd.to_timedelta(lead, unit="D")
-        prev_cancel = X["previous_cancellations"].to_numpy(dtype="float64")
-        prev_kept = X["previous_bookings_not_canceled"].to_numpy(dtype="float64")
-        prev_total = prev_cancel + prev_kept
-        out = {
-            "total_nights": nights,
-            "weekend_share": np.divide(
-                weekend, nights, out=np.zeros_like(nights), where=nights > 0
-            ),
-            "guests": guests,
-            "adr_per_person": adr / np.maximum(adults + children, 1.0),
-            "revenue": adr * nights,
-            "lead_time_log": np.log1p(np.maximum(lead, 0.0)),
+        parts = {
+            "year": X["arrival_date_year"],
+            "month": month,
+            "day": X["arrival_date_day_of_month"],
+        }
+        arrival = pd.to_datetime(pd.DataFrame(parts), errors="coerce")
+        booked = arrival - pd.to_timedelta(values["lead_time"], unit="D")
+        calendar = {
             "arrival_weekday": arrival.dt.day_of_week.to_numpy(dtype="float64"),
             "arrival_day_of_year": arrival.dt.day_of_year.to_numpy(dtype="float64"),
             "booking_weekday": booked.dt.day_of_week.to_numpy(dtype="float64"),
             "booking_month": booked.dt.month.to_numpy(dtype="float64"),
-            "has_children": ((children + babies) > 0).astype("float64"),
-            "has_agent": X["agent"].notna().to_numpy(dtype="float64"),
-            "has_company": X["company"].notna().to_numpy(dtype="float64"),
-            "previous_cancel_share": np.divide(
-                prev_cancel, prev_total, out=np.zeros_like(prev_total), where=prev_total > 0
-            ),
         }
+        out = engineered(values, calendar)
         frame = pd.DataFrame(out, index=X.index)
         for name in self.feature_names_in_:  # extra columns are ignored, as in serving
             if name in CATEGORICAL:
@@ -99,6 +71,43 @@ class BookingFeatures(TransformerMixin, BaseEstimator):
         """Names of the transformed columns, in order."""
         names = list(ENGINEERED) + list(self.feature_names_in_)
         return np.asarray(names, dtype=object)
+
+
+ENGINEERING_INPUTS = (
+    "stays_in_weekend_nights", "stays_in_week_nights", "adults", "children", "babies", "adr",
+    "lead_time", "previous_cancellations", "previous_bookings_not_canceled", "agent", "company",
+)  # fmt: skip
+
+
+def engineered(
+    values: dict[str, np.ndarray], calendar: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The engineered features from float arrays of the raw inputs (NaN where missing) and
+    the four calendar features. One definition, used by the transformer and the serving
+    fast path, so both compute bit for bit the same numbers.
+    """
+    weekend, week = values["stays_in_weekend_nights"], values["stays_in_week_nights"]
+    adults, babies, adr = values["adults"], values["babies"], values["adr"]
+    children = np.nan_to_num(values["children"])
+    nights = weekend + week
+    prev_cancel = values["previous_cancellations"]
+    prev_total = prev_cancel + values["previous_bookings_not_canceled"]
+    features = {
+        "total_nights": nights,
+        "weekend_share": np.divide(weekend, nights, out=np.zeros_like(nights), where=nights > 0),
+        "guests": adults + children + babies,
+        "adr_per_person": adr / np.maximum(adults + children, 1.0),
+        "revenue": adr * nights,
+        "lead_time_log": np.log1p(np.maximum(values["lead_time"], 0.0)),
+        **calendar,
+        "has_children": ((children + babies) > 0).astype("float64"),
+        "has_agent": (~np.isnan(values["agent"])).astype("float64"),
+        "has_company": (~np.isnan(values["company"])).astype("float64"),
+        "previous_cancel_share": np.divide(
+            prev_cancel, prev_total, out=np.zeros_like(prev_total), where=prev_total > 0
+        ),
+    }
+    return {name: features[name] for name in ENGINEERED}
 
 
 def _as_category_text(series: pd.Series) -> np.ndarray:

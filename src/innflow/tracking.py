@@ -360,13 +360,24 @@ def model_uri(run: Run) -> str:
 
 
 def load_pyfunc(uri: str) -> Any:
-    """Load a logged model as MLflow's generic pyfunc (what serving and clients use)."""
+    """Load a logged model as MLflow's generic pyfunc (what MLflow clients get)."""
     import mlflow
 
+    return _load(mlflow.pyfunc.load_model, uri)
+
+
+def load_sklearn(uri: str) -> Any:
+    """The logged scikit-learn Pipeline itself (the single source of truth for scoring)."""
+    import mlflow
+
+    return _load(mlflow.sklearn.load_model, uri)
+
+
+def _load(loader: Any, uri: str) -> Any:
     try:
-        return mlflow.pyfunc.load_model(uri)
+        return loader(uri)
     except Exception as e:  # MLflow raises several unrelated types for a missing model
-        raise RunNotFoundError(f"could not load model {uri}: {str(e).splitlines()[0]}") from e
+        raise RunNotFoundError(f"could not load model {uri}: {_reason(e)}") from e
 
 
 # --- Model registry -------------------------------------------------------------------
@@ -550,13 +561,3 @@ def describe_model(uri: str) -> dict[str, Any]:
     described["metadata"] = info.metadata or {}
     described.setdefault("run_id", info.run_id)
     return described
-
-
-def load_sklearn(uri: str) -> Any:
-    """The logged scikit-learn Pipeline itself (the single source of truth for scoring)."""
-    import mlflow
-
-    try:
-        return mlflow.sklearn.load_model(uri)
-    except Exception as e:  # MLflow raises several unrelated types for a missing model
-        raise RunNotFoundError(f"could not load model {uri}: {_reason(e)}") from e

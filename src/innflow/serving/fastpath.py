@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.preprocessing import OrdinalEncoder
 
 from innflow.data import MONTHS
-from innflow.features import ENGINEERED
+from innflow.features import ENGINEERING_INPUTS, engineered
 
 _MONTH = {m: i for i, m in enumerate(MONTHS, 1)}
 
@@ -41,7 +41,6 @@ class FastScorer:
         self.estimator = pipeline.named_steps["model"]
         self.categorical = list(encode.transformers_[0][2])
         self.numeric = list(encode.transformers_[1][2])
-        self.raw_numeric = [c for c in self.numeric if c not in ENGINEERED]
         ordinal: OrdinalEncoder = encode.named_transformers_["categorical"]
         self.codes = [
             self._codes(ordinal, i, levels) for i, levels in enumerate(ordinal.categories_)
@@ -71,61 +70,30 @@ class FastScorer:
                 [r[name] if r[name] is not None else np.nan for r in records], dtype="float64"
             )
 
-        weekend, week = col("stays_in_weekend_nights"), col("stays_in_week_nights")
-        adults, babies, adr, lead = col("adults"), col("babies"), col("adr"), col("lead_time")
-        children = np.nan_to_num(col("children"))
-        nights = weekend + week
-        guests = adults + children + babies
-        arrival = [date(int(r["arrival_date_year"]), _MONTH[r["arrival_date_month"]],
-                        int(r["arrival_date_day_of_month"])) for r in records]  # fmt: skip
-        booked = [a - timedelta(days=float(n)) for a, n in zip(arrival, lead, strict=True)]
-        prev_cancel, prev_kept = (
-            col("previous_cancellations"),
-            col("previous_bookings_not_canceled"),
-        )
-        prev_total = prev_cancel + prev_kept
-        engineered = {
-            "total_nights": nights,
-            "weekend_share": np.divide(
-                weekend, nights, out=np.zeros_like(nights), where=nights > 0
-            ),
-            "guests": guests,
-            "adr_per_person": adr / np.maximum(adults + children, 1.0),
-            "revenue": adr * nights,
-            "lead_time_log": np.log1p(np.maximum(lead, 0.0)),
+        values = {name: col(name) for name in ENGINEERING_INPUTS}
+        arrival = [
+            date(int(r["arrival_date_year"]), _MONTH[r["arrival_date_month"]],
+                 int(r["arrival_date_day_of_month"]))
+            for r in records
+        ]  # fmt: skip
+        booked = [
+            a - timedelta(days=float(n)) for a, n in zip(arrival, values["lead_time"], strict=True)
+        ]
+        calendar = {
             "arrival_weekday": np.array([a.weekday() for a in arrival], dtype="float64"),
             "arrival_day_of_year": np.array(
                 [a.timetuple().tm_yday for a in arrival], dtype="float64"
             ),
             "booking_weekday": np.array([b.weekday() for b in booked], dtype="float64"),
             "booking_month": np.array([b.month for b in booked], dtype="float64"),
-            "has_children": ((children + babies) > 0).astype("float64"),
-            "has_agent": np.array(
-                [
-                    r["agent"] is not None
-                    and not (isinstance(r["agent"], float) and math.isnan(r["agent"]))
-                    for r in records
-                ],
-                dtype="float64",
-            ),
-            "has_company": np.array(
-                [
-                    r["company"] is not None
-                    and not (isinstance(r["company"], float) and math.isnan(r["company"]))
-                    for r in records
-                ],
-                dtype="float64",
-            ),
-            "previous_cancel_share": np.divide(
-                prev_cancel, prev_total, out=np.zeros_like(prev_total), where=prev_total > 0
-            ),
         }
+        derived = engineered(values, calendar)
         out = np.empty((len(records), len(self.categorical) + len(self.numeric)), dtype="float64")
         for j, (name, codes) in enumerate(zip(self.categorical, self.codes, strict=True)):
             out[:, j] = [codes.get(_category_text(r[name]), np.nan) for r in records]
         offset = len(self.categorical)
         for j, name in enumerate(self.numeric):
-            out[:, offset + j] = engineered[name] if name in engineered else col(name)
+            out[:, offset + j] = derived[name] if name in derived else col(name)
         return out
 
     def predict_proba(self, records: list[dict[Any, Any]]) -> np.ndarray:
