@@ -21,6 +21,7 @@ MONTHS = (
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",
 )  # fmt: skip
+MONTH_NUMBER = {m: i for i, m in enumerate(MONTHS, 1)}
 
 # Columns that *are* the outcome: refused whatever the configuration says.
 FORBIDDEN = ("reservation_status", "reservation_status_date")
@@ -107,7 +108,7 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def arrival_dates(frame: pd.DataFrame) -> pd.Series:
     """Arrival date from year, English month name and day; NaT where they make no date."""
-    month = frame["arrival_date_month"].map({m: i for i, m in enumerate(MONTHS, 1)})
+    month = frame["arrival_date_month"].map(MONTH_NUMBER)
     parts = pd.DataFrame(
         {
             "year": frame["arrival_date_year"],
@@ -125,34 +126,59 @@ def _is_number(value: object) -> bool:
 
 
 def _column_checks(series: pd.Series, kind: str, nullable: bool) -> list[tuple[str, np.ndarray]]:
-    """(problem, mask of failing rows) for one column; each row fails at most once."""
-    null = series.isna().to_numpy()
+    """(problem, mask of failing rows) for one column; each row fails at most once.
+
+    Works on one numpy array per column: a request of one booking must not pay for a
+    dozen pandas Series per column.
+    """
+    values = series.to_numpy()
+    null = np.asarray(pd.isna(values), dtype=bool)
     checks = [("are null", null)] if not nullable else []
     present = ~null
     if kind == "str":
-        if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
             return checks
-        text = series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+        text = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
         return [*checks, ("are not text", present & ~text)]
     if pd.api.types.is_bool_dtype(series):
         return [*checks, ("are not numbers", present)]
     if pd.api.types.is_numeric_dtype(series):
         numeric = present
-        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        numbers = values.astype("float64")
     else:
-        numeric = present & series.map(_is_number).to_numpy(dtype=bool)
+        ok = np.fromiter((_is_number(v) for v in values), dtype=bool, count=len(values))
+        numeric = present & ok
         checks.append(("are not numbers", present & ~numeric))
-        values = pd.to_numeric(series.where(numeric), errors="coerce").to_numpy(dtype="float64")
+        numbers = np.array(
+            [float(v) if good else np.nan for v, good in zip(values, numeric, strict=True)]
+        )
     with np.errstate(invalid="ignore"):
         if kind in ("int", "count", "binary"):
-            checks.append(("are not whole numbers", numeric & (values != np.floor(values))))
+            checks.append(("are not whole numbers", numeric & (numbers != np.floor(numbers))))
         if kind == "count":
-            checks.append(("are negative", numeric & (values < 0)))
+            checks.append(("are negative", numeric & (numbers < 0)))
         if kind == "binary":
-            checks.append(("are not 0 or 1", numeric & ~np.isin(values, [0, 1])))
+            checks.append(("are not 0 or 1", numeric & ~np.isin(numbers, [0, 1])))
         if kind == "float":
-            checks.append(("are infinite", numeric & np.isinf(values)))
+            checks.append(("are infinite", numeric & np.isinf(numbers)))
     return checks
+
+
+_MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _impossible_dates(years: np.ndarray, months: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Rows whose (year, month, day) is no calendar date in 1900..2100 (Feb 29 only in
+    leap years). Plain numpy, so a one-booking request does not build a DataFrame.
+    """
+    month_index = np.clip(np.nan_to_num(months, nan=1).astype(int), 1, 12) - 1
+    y = np.nan_to_num(years).astype(int)
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    last_day = _MONTH_DAYS[month_index] + (leap & (month_index == 1))
+    return (
+        np.isnan(years) | np.isnan(months) | np.isnan(days)
+        | (y < 1900) | (y > 2100) | (days < 1) | (days > last_day)
+    )  # fmt: skip
 
 
 def row_problems(
@@ -184,7 +210,11 @@ def row_problems(
         if (bad := (weeks < 1) | (weeks > 53)).any():
             found.append(("arrival_date_week_number", "outside 1..53", bad))
     if not found and "arrival_date_year" in columns:
-        invalid = arrival_dates(frame).isna().to_numpy()
+        invalid = _impossible_dates(
+            frame["arrival_date_year"].to_numpy(dtype="float64"),
+            frame["arrival_date_month"].map(MONTH_NUMBER).to_numpy(dtype="float64"),
+            frame["arrival_date_day_of_month"].to_numpy(dtype="float64"),
+        )
         if invalid.any():
             found.append(("arrival date", "do not form a valid date", invalid))
     return found

@@ -14,7 +14,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from innflow.data import MONTHS
+from innflow.data import MONTH_NUMBER
 
 CATEGORICAL = (
     "hotel", "arrival_date_month", "meal", "country", "market_segment", "distribution_channel",
@@ -25,7 +25,6 @@ ENGINEERED = (
     "arrival_weekday", "arrival_day_of_year", "booking_weekday", "booking_month",
     "has_children", "has_agent", "has_company", "previous_cancel_share",
 )  # fmt: skip
-_MONTH_NUMBER = {m: i for i, m in enumerate(MONTHS, 1)}
 
 
 class BookingFeatures(TransformerMixin, BaseEstimator):
@@ -44,7 +43,7 @@ class BookingFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Engineered features first, then the raw columns (categoricals as text)."""
         values = {name: X[name].to_numpy(dtype="float64") for name in ENGINEERING_INPUTS}
-        month = X["arrival_date_month"].map(_MONTH_NUMBER).to_numpy(dtype="float64")
+        month = X["arrival_date_month"].map(MONTH_NUMBER).to_numpy(dtype="float64")
         parts = {
             "year": X["arrival_date_year"],
             "month": month,

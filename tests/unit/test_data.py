@@ -185,3 +185,15 @@ def test_bundled_data_is_the_published_file() -> None:
         data.file_sha256(bundled)
         == "19ce8a86c8f2b291276db0b31fbf3972fe8de67ff8058a56123d002c4181e35d"
     )
+
+
+def test_impossible_dates_by_hand() -> None:
+    frame = pd.DataFrame(
+        {"arrival_date_year": [2016, 2017, 2100, 1850, 2016],
+         "arrival_date_month": ["February", "February", "December", "May", "April"],
+         "arrival_date_day_of_month": [29, 29, 31, 3, 31]}
+    )  # fmt: skip
+    mask = [p for c, p, m in data.row_problems(frame, tuple(frame.columns)) if c == "arrival date"]
+    problems = data.row_problems(frame, tuple(frame.columns))
+    assert mask == ["do not form a valid date"]
+    assert problems[0][2].tolist() == [False, True, False, True, True]

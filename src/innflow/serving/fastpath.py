@@ -19,10 +19,8 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import OrdinalEncoder
 
-from innflow.data import MONTHS
+from innflow.data import MONTH_NUMBER
 from innflow.features import ENGINEERING_INPUTS, engineered
-
-_MONTH = {m: i for i, m in enumerate(MONTHS, 1)}
 
 
 def _category_text(value: Any) -> str:
@@ -72,7 +70,7 @@ class FastScorer:
 
         values = {name: col(name) for name in ENGINEERING_INPUTS}
         arrival = [
-            date(int(r["arrival_date_year"]), _MONTH[r["arrival_date_month"]],
+            date(int(r["arrival_date_year"]), MONTH_NUMBER[r["arrival_date_month"]],
                  int(r["arrival_date_day_of_month"]))
             for r in records
         ]  # fmt: skip
