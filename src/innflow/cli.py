@@ -492,6 +492,9 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8080,
     workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+    prediction_log: Annotated[
+        Path | None, typer.Option("--prediction-log", help="Directory for the prediction log.")
+    ] = None,
 ) -> None:
     """Serve a model over HTTP: MLflow's /invocations, /predict, /metrics and more."""
     import os
@@ -506,11 +509,12 @@ def serve(
         uvicorn.run("innflow.workflows.serve:app_from_environment", factory=True, host=host,
                     port=port, workers=workers, log_level="warning")  # fmt: skip
         return
-    from innflow.serving.app import create_app
+    from innflow.serving.app import Settings, create_app
 
     model = load(model_uri)
     err.print(f"serving {model_uri} (version {model.version}) on http://{host}:{port}")
-    uvicorn.run(create_app(model), host=host, port=port, log_level="warning")
+    app = create_app(model, Settings(prediction_log=prediction_log))
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @app.command()

@@ -179,3 +179,33 @@ def test_fast_path_is_bit_identical_to_the_pipeline(registered) -> None:
     assert model.fast is not None
     fast = FastScorer(model.pipeline).predict_proba(records)
     assert fast.tobytes() == model.pipeline.predict_proba(frame).tobytes()
+
+
+def test_prediction_log_keeps_every_scored_booking(registered, tmp_path) -> None:
+    model, bookings, version, _ = registered
+    app = create_app(model, Settings(prediction_log=tmp_path / "log"))
+    with TestClient(app) as client:
+        for size in (3, 5):
+            body = {"dataframe_records": _records(bookings.head(size))}
+            response = client.post("/invocations", json=body, headers={"X-Request-Id": f"r{size}"})
+            assert response.status_code == 200
+    logged = pd.concat(pd.read_parquet(p) for p in sorted((tmp_path / "log").glob("*.parquet")))
+    assert len(logged) == 8
+    assert set(logged["request_id"]) == {"r3", "r5"}
+    assert (logged["model_version"] == version).all()
+    expected = model.pipeline.predict_proba(bookings.head(5))[:, 1]
+    assert logged[logged["request_id"] == "r5"]["probability"].tolist() == expected.tolist()
+    assert set(model.columns) <= set(logged.columns)
+
+
+def test_broken_prediction_log_never_fails_a_request(registered, tmp_path) -> None:
+    model, bookings, _, _ = registered
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the log directory should be")
+    app = create_app(model, Settings(prediction_log=blocker))
+    with TestClient(app) as client:
+        for _ in range(3):
+            body = {"dataframe_records": _records(bookings.head(2))}
+            assert client.post("/invocations", json=body).status_code == 200
+    dropped = app.state.metrics.registry.get_sample_value("innflow_prediction_log_dropped_total")
+    assert dropped == 6

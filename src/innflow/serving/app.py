@@ -7,10 +7,15 @@ and field where there is one); the handlers never let an exception become a 500.
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from innflow import __version__
 from innflow.serving import core, parsing
 from innflow.serving.metrics import ServiceMetrics
+from innflow.serving.prediction_log import PredictionLog
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class Settings:
 
     max_body_bytes: int = 5_000_000
     max_rows: int = 100_000
+    prediction_log: Path | None = None
 
 
 def create_app(model: core.LoadedModel, settings: Settings | None = None) -> FastAPI:
@@ -37,7 +44,21 @@ def create_app(model: core.LoadedModel, settings: Settings | None = None) -> Fas
         d.get("name") or "", model.version, d.get("alias") or "", d.get("run_id") or ""
     ).set(1)
     metrics.reloads.labels("loaded").inc()
-    app = FastAPI(title="innflow scoring service", version=__version__)
+    log = (
+        PredictionLog(settings.prediction_log, metrics.log_dropped.inc)
+        if settings.prediction_log is not None
+        else None
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if log is not None:
+            log.start()
+        yield
+        if log is not None:
+            log.stop()
+
+    app = FastAPI(title="innflow scoring service", version=__version__, lifespan=lifespan)
     app.state.model, app.state.metrics = model, metrics
 
     async def read_frame(request: Request):
@@ -63,6 +84,20 @@ def create_app(model: core.LoadedModel, settings: Settings | None = None) -> Fas
         response.headers["X-Model-Version"] = model.version
         return response
 
+    def record(
+        frame: pd.DataFrame, proba: np.ndarray, decisions: np.ndarray, request: Request
+    ) -> None:
+        if log is None:
+            return
+        rows = frame[model.columns].copy()
+        rows["probability"] = proba[:, 1]
+        rows["likely_cancel"] = decisions
+        rows["model_version"] = model.version
+        rows["variant"] = "main"
+        rows["request_id"] = request.headers.get("x-request-id") or uuid.uuid4().hex
+        rows["scored_at"] = pd.Timestamp.now(tz="UTC")
+        log.append(rows)
+
     def count(decisions: np.ndarray) -> None:
         metrics.rows.inc(len(decisions))
         cancel = int(decisions.sum())
@@ -79,6 +114,7 @@ def create_app(model: core.LoadedModel, settings: Settings | None = None) -> Fas
         except parsing.RequestError as e:
             return finish("invocations", started, JSONResponse(e.body, status_code=e.status))
         count(decisions)
+        record(frame, proba, decisions, request)
         return finish("invocations", started, JSONResponse({"predictions": proba.tolist()}))
 
     @app.post("/predict")
@@ -92,6 +128,7 @@ def create_app(model: core.LoadedModel, settings: Settings | None = None) -> Fas
         except parsing.RequestError as e:
             return finish("predict", started, JSONResponse(e.body, status_code=e.status))
         count(decisions)
+        record(frame, proba, decisions, request)
         results: list[dict[str, Any]] = [
             {"probability": float(p), "likely_cancel": bool(c), "model_version": model.version}
             for p, c in zip(proba[:, 1], decisions, strict=True)

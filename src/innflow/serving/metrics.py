@@ -37,6 +37,9 @@ class ServiceMetrics:
             ["name", "version", "alias", "run_id"],
             registry=r,
         )
+        self.log_dropped = Counter(
+            "innflow_prediction_log_dropped", "Scored bookings the log could not keep.", registry=r
+        )
         self.reloads = Counter(
             "innflow_model_reloads", "Model (re)loads by outcome.", ["outcome"], registry=r
         )

@@ -1,0 +1,85 @@
+"""The prediction log: every scored booking, appended by a background writer to rotated
+parquet files, for monitoring. It never slows or fails a request: appending is a
+non-blocking put on a bounded queue, and anything that cannot be written is counted as
+dropped instead of raised.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+
+class PredictionLog:
+    """Background writer of scored bookings to ``directory/predictions-*.parquet``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        on_drop: Callable[[int], None],
+        rotate_rows: int = 50_000,
+        flush_seconds: float = 5.0,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.directory = Path(directory)
+        self.on_drop = on_drop
+        self.rotate_rows = rotate_rows
+        self.flush_seconds = flush_seconds
+        self._queue: queue.Queue[pd.DataFrame | None] = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(
+            target=self._run, name="innflow-prediction-log", daemon=True
+        )
+        self._sequence = 0
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread.start()
+
+    def append(self, rows: pd.DataFrame) -> None:
+        """Queue scored rows; when the queue is full they are dropped and counted."""
+        try:
+            self._queue.put_nowait(rows)
+        except queue.Full:
+            self.on_drop(len(rows))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Flush what is queued and stop the writer."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        pending: list[pd.DataFrame] = []
+        count, last = 0, time.monotonic()
+        while True:
+            done = False
+            try:
+                item = self._queue.get(timeout=self.flush_seconds)
+            except queue.Empty:  # a timer tick: flush what is pending
+                item = pd.DataFrame()
+            if item is None:
+                done = True
+            elif not item.empty:
+                pending.append(item)
+                count += len(item)
+            due = time.monotonic() - last >= self.flush_seconds
+            if pending and (done or due or count >= self.rotate_rows):
+                self._write(pending, count)
+                pending, count, last = [], 0, time.monotonic()
+            if done:
+                return
+
+    def _write(self, frames: list[pd.DataFrame], count: int) -> None:
+        self._sequence += 1
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            target = self.directory / f"predictions-{stamp}-{self._sequence:06d}.parquet"
+            pd.concat(frames, ignore_index=True).to_parquet(target, index=False)
+        except Exception:  # a full or broken sink must never reach a request: count it
+            self.on_drop(count)
