@@ -495,6 +495,16 @@ def serve(
     prediction_log: Annotated[
         Path | None, typer.Option("--prediction-log", help="Directory for the prediction log.")
     ] = None,
+    routes: Annotated[
+        list[str] | None,
+        typer.Option("--route", help="A/B split by alias, e.g. production=90 (repeatable)."),
+    ] = None,
+    shadows: Annotated[
+        list[str] | None, typer.Option("--shadow", help="Alias scored and logged, never returned.")
+    ] = None,
+    model_name: Annotated[
+        str, typer.Option("--model-name", help="Registered model for --route/--shadow.")
+    ] = "hotel-booking-cancellation",
 ) -> None:
     """Serve a model over HTTP: MLflow's /invocations, /predict, /metrics and more."""
     import os
@@ -510,10 +520,22 @@ def serve(
                     port=port, workers=workers, log_level="warning")  # fmt: skip
         return
     from innflow.serving.app import Settings, create_app
+    from innflow.workflows.serve import load_router
 
-    model = load(model_uri)
-    err.print(f"serving {model_uri} (version {model.version}) on http://{host}:{port}")
-    app = create_app(model, Settings(prediction_log=prediction_log))
+    settings = Settings(prediction_log=prediction_log)
+    if routes or shadows:
+        router = load_router(
+            model_name, routes or [f"{model_uri.rsplit('@', 1)[-1]}=100"], shadows or []
+        )
+        shown = ", ".join(
+            f"{v.name} v{v.model.version}{' (shadow)' if v.shadow else ''}" for v in router.variants
+        )
+        err.print(f"serving {shown} on http://{host}:{port}")
+        app = create_app(router, settings)
+    else:
+        model = load(model_uri)
+        err.print(f"serving {model_uri} (version {model.version}) on http://{host}:{port}")
+        app = create_app(model, settings)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -30,6 +30,9 @@ def registered(tmp_path_factory):
         version, _ = register(run.run_id, cfg)
         move_alias(cfg, version, "production", "tester", "serving test", force=True)
         model = load("models:/hotel-booking-cancellation@production")
+        other = config.load(None, [f"data.path={path / 'bookings.parquet'}", "model.kind=logreg"])
+        second, _ = register(train(other, 1).run_id, other)
+        move_alias(other, second, "staging", "tester", "serving test", force=True)
         bookings = prepare(cfg).features("test").head(20).reset_index(drop=True)
         yield model, bookings, version, path
 
@@ -148,7 +151,7 @@ def test_metadata_health_and_metrics(served) -> None:
     text = client.get("/metrics").text
     assert 'innflow_requests_total{endpoint="invocations",status="200"} 1.0' in text
     assert 'innflow_requests_total{endpoint="invocations",status="400"} 1.0' in text
-    assert "innflow_rows_scored_total 4.0" in text
+    assert 'innflow_rows_scored_total{variant="main"} 4.0' in text
     assert f'version="{version}"' in text and "innflow_request_duration_seconds_bucket" in text
     assert client.get("/openapi.json").status_code == 200
 
@@ -209,3 +212,34 @@ def test_broken_prediction_log_never_fails_a_request(registered, tmp_path) -> No
             assert client.post("/invocations", json=body).status_code == 200
     dropped = app.state.metrics.registry.get_sample_value("innflow_prediction_log_dropped_total")
     assert dropped == 6
+
+
+def test_ab_split_is_sticky_and_shadow_is_logged_never_returned(registered, tmp_path) -> None:
+    from innflow.serving.routing import Router, Variant
+
+    production, bookings, version, _ = registered
+    staging = load("models:/hotel-booking-cancellation@staging")
+    router = Router([Variant("production", production, 0.5), Variant("staging", staging, 0.5)])
+    with TestClient(create_app(router)) as client:
+        seen = {}
+        for i in range(40):
+            key = f"booking-{i}"
+            body = {"dataframe_records": _records(bookings.head(1))}
+            first = client.post("/predict", json=body, headers={"X-Routing-Key": key})
+            again = client.post("/predict", json=body, headers={"X-Routing-Key": key})
+            assert first.headers["X-Variant"] == again.headers["X-Variant"]
+            seen[first.headers["X-Variant"]] = first.json()["predictions"][0]["model_version"]
+        assert seen == {"production": version, "staging": staging.version}
+
+    shadowed = Router([Variant("production", production), Variant("staging", staging, shadow=True)])
+    app = create_app(shadowed, Settings(prediction_log=tmp_path / "log"))
+    with TestClient(app) as client:
+        for i in range(5):
+            body = {"dataframe_records": _records(bookings.iloc[[i]])}
+            response = client.post("/invocations", json=body)
+            assert response.headers["X-Variant"] == "production"
+            expected = production.pipeline.predict_proba(bookings.iloc[[i]])
+            assert response.json()["predictions"] == expected.tolist()
+    logged = pd.concat(pd.read_parquet(p) for p in (tmp_path / "log").glob("*.parquet"))
+    assert sorted(logged["variant"].value_counts().items()) == [("production", 5), ("staging", 5)]
+    assert set(logged.loc[logged["variant"] == "staging", "model_version"]) == {staging.version}

@@ -24,6 +24,7 @@ from innflow import __version__
 from innflow.serving import core, parsing
 from innflow.serving.metrics import ServiceMetrics
 from innflow.serving.prediction_log import PredictionLog
+from innflow.serving.routing import Router, Variant
 
 
 @dataclass(frozen=True)
@@ -35,15 +36,24 @@ class Settings:
     prediction_log: Path | None = None
 
 
-def create_app(model: core.LoadedModel, settings: Settings | None = None) -> FastAPI:
-    """An app serving ``model`` (already loaded: loading is the caller's side effect)."""
+def create_app(
+    model_source: core.LoadedModel | Router, settings: Settings | None = None
+) -> FastAPI:
+    """An app serving one loaded model, or several behind a router (A/B, shadow).
+
+    Loading is the caller's side effect; the app only scores.
+    """
     settings = settings or Settings()
+    router = model_source if isinstance(model_source, Router) else Router.single(model_source)
+    primary = router.live[0].model
     metrics = ServiceMetrics()
-    d = model.description
-    metrics.model.labels(
-        d.get("name") or "", model.version, d.get("alias") or "", d.get("run_id") or ""
-    ).set(1)
-    metrics.reloads.labels("loaded").inc()
+    for variant in router.variants:
+        d = variant.model.description
+        metrics.model.labels(
+            d.get("name") or "", variant.model.version, d.get("alias") or "",
+            d.get("run_id") or "", variant.name,
+        ).set(1)  # fmt: skip
+        metrics.reloads.labels("loaded").inc()
     log = (
         PredictionLog(settings.prediction_log, metrics.log_dropped.inc)
         if settings.prediction_log is not None
@@ -59,9 +69,9 @@ def create_app(model: core.LoadedModel, settings: Settings | None = None) -> Fas
             log.stop()
 
     app = FastAPI(title="innflow scoring service", version=__version__, lifespan=lifespan)
-    app.state.model, app.state.metrics = model, metrics
+    app.state.router, app.state.metrics = router, metrics
 
-    async def read_frame(request: Request):
+    async def read_request(request: Request) -> tuple[pd.DataFrame, Variant]:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
             raise parsing.RequestError(413, f"body over {settings.max_body_bytes} bytes")
@@ -73,71 +83,93 @@ def create_app(model: core.LoadedModel, settings: Settings | None = None) -> Fas
             raise parsing.RequestError(
                 413, f"{len(frame)} rows; at most {settings.max_rows} a request"
             )
-        errors = core.check(frame, model.columns)
+        key = request.headers.get("x-routing-key")
+        if key is None and not frame.empty:
+            key = frame.iloc[0].to_json()
+        variant = router.choose(key or "")
+        errors = core.check(frame, variant.model.columns)
         if errors:
             raise parsing.RequestError(400, "invalid input", [e.to_dict() for e in errors])
-        return frame
+        return frame, variant
 
-    def finish(endpoint: str, started: float, response: Response) -> Response:
+    def finish(
+        endpoint: str, started: float, response: Response, variant: Variant | None
+    ) -> Response:
         metrics.requests.labels(endpoint, str(response.status_code)).inc()
         metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
-        response.headers["X-Model-Version"] = model.version
+        chosen = variant or router.live[0]
+        response.headers["X-Model-Version"] = chosen.model.version
+        response.headers["X-Variant"] = chosen.name
         return response
 
     def record(
-        frame: pd.DataFrame, proba: np.ndarray, decisions: np.ndarray, request: Request
+        variant: Variant,
+        frame: pd.DataFrame,
+        proba: np.ndarray,
+        decisions: np.ndarray,
+        request_id: str,
     ) -> None:
+        metrics.rows.labels(variant.name).inc(len(decisions))
+        cancel = int(decisions.sum())
+        metrics.decisions.labels(variant.name, "likely_cancel").inc(cancel)
+        metrics.decisions.labels(variant.name, "likely_stay").inc(len(decisions) - cancel)
         if log is None:
             return
-        rows = frame[model.columns].copy()
+        rows = frame[variant.model.columns].copy()
         rows["probability"] = proba[:, 1]
         rows["likely_cancel"] = decisions
-        rows["model_version"] = model.version
-        rows["variant"] = "main"
-        rows["request_id"] = request.headers.get("x-request-id") or uuid.uuid4().hex
+        rows["model_version"] = variant.model.version
+        rows["variant"] = variant.name
+        rows["request_id"] = request_id
         rows["scored_at"] = pd.Timestamp.now(tz="UTC")
         log.append(rows)
 
-    def count(decisions: np.ndarray) -> None:
-        metrics.rows.inc(len(decisions))
-        cancel = int(decisions.sum())
-        metrics.decisions.labels("likely_cancel").inc(cancel)
-        metrics.decisions.labels("likely_stay").inc(len(decisions) - cancel)
+    def shadow(frame: pd.DataFrame, request_id: str) -> None:
+        for variant in router.shadows:
+            try:
+                if core.check(frame, variant.model.columns):
+                    continue  # the shadow expects other columns: nothing comparable to log
+                proba, decisions = core.score(variant.model, frame)
+                record(variant, frame, proba, decisions, request_id)
+            except Exception:  # a shadow must never affect the answer
+                metrics.requests.labels("shadow", "error").inc()
+
+    async def answer(endpoint: str, request: Request, explain: bool = False) -> Response:
+        started = time.perf_counter()
+        try:
+            frame, variant = await read_request(request)
+            proba, decisions = core.score(variant.model, frame)
+            why = core.reasons(variant.model, frame) if explain else None
+        except parsing.RequestError as e:
+            return finish(endpoint, started, JSONResponse(e.body, status_code=e.status), None)
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        record(variant, frame, proba, decisions, request_id)
+        shadow(frame, request_id)
+        if endpoint == "invocations":
+            body: dict[str, Any] = {"predictions": proba.tolist()}
+        else:
+            results: list[dict[str, Any]] = [
+                {"probability": float(p), "likely_cancel": bool(c),
+                 "model_version": variant.model.version, "variant": variant.name}
+                for p, c in zip(proba[:, 1], decisions, strict=True)
+            ]  # fmt: skip
+            if why is not None:
+                for result, top in zip(results, why, strict=True):
+                    result["reasons"] = top
+            body = {"threshold": variant.model.threshold, "predictions": results}
+        return finish(endpoint, started, JSONResponse(body), variant)
 
     @app.post("/invocations")
     async def invocations(request: Request) -> Response:
         """MLflow's scoring protocol: {"predictions": [[p(stay), p(cancel)], ...]}."""
-        started = time.perf_counter()
-        try:
-            frame = await read_frame(request)
-            proba, decisions = core.score(model, frame)
-        except parsing.RequestError as e:
-            return finish("invocations", started, JSONResponse(e.body, status_code=e.status))
-        count(decisions)
-        record(frame, proba, decisions, request)
-        return finish("invocations", started, JSONResponse({"predictions": proba.tolist()}))
+        return await answer("invocations", request)
 
     @app.post("/predict")
     async def predict(request: Request, explain: bool = False) -> Response:
-        """Per booking: probability of cancellation, decision at the model's threshold, version."""
-        started = time.perf_counter()
-        try:
-            frame = await read_frame(request)
-            proba, decisions = core.score(model, frame)
-            why = core.reasons(model, frame) if explain else None
-        except parsing.RequestError as e:
-            return finish("predict", started, JSONResponse(e.body, status_code=e.status))
-        count(decisions)
-        record(frame, proba, decisions, request)
-        results: list[dict[str, Any]] = [
-            {"probability": float(p), "likely_cancel": bool(c), "model_version": model.version}
-            for p, c in zip(proba[:, 1], decisions, strict=True)
-        ]
-        if why is not None:
-            for result, top in zip(results, why, strict=True):
-                result["reasons"] = top
-        body = {"threshold": model.threshold, "predictions": results}
-        return finish("predict", started, JSONResponse(body))
+        """Per booking: probability of cancellation, decision at the model's threshold,
+        version and variant; with explain=true the top contributing features.
+        """
+        return await answer("predict", request, explain)
 
     @app.get("/ping")
     def ping() -> Response:
@@ -147,21 +179,27 @@ def create_app(model: core.LoadedModel, settings: Settings | None = None) -> Fas
     @app.get("/health")
     def health() -> dict[str, Any]:
         """Ready once a model is loaded."""
-        return {"status": "ready", "model_version": model.version}
+        return {"status": "ready", "model_version": primary.version,
+                "variants": {v.name: v.model.version for v in router.variants}}  # fmt: skip
 
     @app.get("/version")
     def version() -> dict[str, str]:
-        """Innflow's version and the model's."""
-        return {"innflow": __version__, "model_version": model.version}
+        """The innflow version and the primary model's."""
+        return {"innflow": __version__, "model_version": primary.version}
 
     @app.get("/metadata")
     def metadata() -> dict[str, Any]:
         """Registered name, version, alias, run id, threshold, input columns, signature."""
         keys = ("name", "version", "alias", "run_id", "uri", "signature")
+        described = primary.description
         return {
-            **{k: d.get(k) for k in keys},
-            "threshold": model.threshold,
-            "columns": model.columns,
+            **{k: described.get(k) for k in keys},
+            "threshold": primary.threshold,
+            "columns": primary.columns,
+            "variants": [
+                {"name": v.name, "version": v.model.version, "weight": v.weight, "shadow": v.shadow}
+                for v in router.variants
+            ],
         }
 
     @app.get("/metrics")

@@ -27,14 +27,14 @@ class ServiceMetrics:
             "innflow_request_duration_seconds", "Request latency.", ["endpoint"], registry=r,
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )  # fmt: skip
-        self.rows = Counter("innflow_rows_scored", "Bookings scored.", registry=r)
+        self.rows = Counter("innflow_rows_scored", "Bookings scored.", ["variant"], registry=r)
         self.decisions = Counter(
-            "innflow_decisions", "Decisions by outcome.", ["decision"], registry=r
+            "innflow_decisions", "Decisions by outcome.", ["variant", "decision"], registry=r
         )
         self.model = Gauge(
             "innflow_model_info",
             "The model being served.",
-            ["name", "version", "alias", "run_id"],
+            ["name", "version", "alias", "run_id", "variant"],
             registry=r,
         )
         self.log_dropped = Counter(

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from innflow import data, models, tracking
-from innflow.errors import DataValidationError
+from innflow.errors import ConfigError, DataValidationError
 from innflow.serving import core
+from innflow.serving.routing import Router, Variant
 
 DEFAULT_MODEL_URI = "models:/hotel-booking-cancellation@production"
 
@@ -25,6 +26,22 @@ def load(model_uri: str, tracking_uri: str | None = None) -> core.LoadedModel:
     description = tracking.describe_model(model_uri)
     pipeline = tracking.load_sklearn(description["resolved_uri"])
     return core.from_logged(pipeline, description)
+
+
+def load_router(model_name: str, routes: list[str], shadows: list[str]) -> Router:
+    """Variants from `ALIAS=WEIGHT` routes and shadow aliases of one registered model."""
+    variants = []
+    for route in routes:
+        alias, _, weight = route.partition("=")
+        try:
+            share = float(weight)
+        except ValueError as e:
+            raise ConfigError(f"route {route!r} must look like production=90") from e
+        variants.append(Variant(alias, load(f"models:/{model_name}@{alias}"), share))
+    variants += [
+        Variant(alias, load(f"models:/{model_name}@{alias}"), 0.0, shadow=True) for alias in shadows
+    ]
+    return Router(variants)
 
 
 def app_from_environment():
