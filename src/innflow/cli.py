@@ -505,6 +505,9 @@ def serve(
     model_name: Annotated[
         str, typer.Option("--model-name", help="Registered model for --route/--shadow.")
     ] = "hotel-booking-cancellation",
+    reload_seconds: Annotated[
+        float, typer.Option("--reload-seconds", help="Poll the aliases this often (0: off).")
+    ] = 30.0,
 ) -> None:
     """Serve a model over HTTP: MLflow's /invocations, /predict, /metrics and more."""
     import os
@@ -520,18 +523,24 @@ def serve(
                     port=port, workers=workers, log_level="warning")  # fmt: skip
         return
     from innflow.serving.app import Settings, create_app
-    from innflow.workflows.serve import load_router
+    from innflow.workflows.serve import RegistrySource
 
-    settings = Settings(prediction_log=prediction_log)
-    if routes or shadows:
-        router = load_router(
-            model_name, routes or [f"{model_uri.rsplit('@', 1)[-1]}=100"], shadows or []
-        )
+    settings = Settings(
+        prediction_log=prediction_log,
+        reload_seconds=reload_seconds,
+        admin_token=os.environ.get("INNFLOW_ADMIN_TOKEN") or None,
+    )
+    if routes or shadows or "@" in model_uri:
+        if "@" in model_uri and not routes:
+            model_name, alias = model_uri.removeprefix("models:/").split("@", 1)
+            routes = [f"{alias}=100"]
+        source = RegistrySource(model_name, routes or [], shadows or [])
+        router = source.load()
         shown = ", ".join(
             f"{v.name} v{v.model.version}{' (shadow)' if v.shadow else ''}" for v in router.variants
         )
         err.print(f"serving {shown} on http://{host}:{port}")
-        app = create_app(router, settings)
+        app = create_app(router, settings, source)
     else:
         model = load(model_uri)
         err.print(f"serving {model_uri} (version {model.version}) on http://{host}:{port}")

@@ -366,11 +366,19 @@ def load_pyfunc(uri: str) -> Any:
     return _load(mlflow.pyfunc.load_model, uri)
 
 
-def load_sklearn(uri: str) -> Any:
-    """The logged scikit-learn Pipeline itself (the single source of truth for scoring)."""
+def load_for_serving(uri: str) -> tuple[Any, pd.DataFrame | None]:
+    """The logged Pipeline and its input example, from one download of the model."""
     import mlflow
+    from mlflow.models import Model
 
-    return _load(mlflow.sklearn.load_model, uri)
+    def both(model_uri: str) -> tuple[Any, pd.DataFrame | None]:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
+        example = Model.load(local).load_input_example(local)
+        return mlflow.sklearn.load_model(local), example if isinstance(
+            example, pd.DataFrame
+        ) else None
+
+    return _load(both, uri)
 
 
 def _load(loader: Any, uri: str) -> Any:

@@ -243,3 +243,55 @@ def test_ab_split_is_sticky_and_shadow_is_logged_never_returned(registered, tmp_
     logged = pd.concat(pd.read_parquet(p) for p in (tmp_path / "log").glob("*.parquet"))
     assert sorted(logged["variant"].value_counts().items()) == [("production", 5), ("staging", 5)]
     assert set(logged.loc[logged["variant"] == "staging", "model_version"]) == {staging.version}
+
+
+@pytest.fixture
+def reloadable(registered):
+    """An app over the production alias with a registry source; aliases restored after."""
+    from mlflow.tracking import MlflowClient
+
+    from innflow.workflows.serve import RegistrySource
+
+    _, bookings, version, _ = registered
+    source = RegistrySource("hotel-booking-cancellation", ["production=100"], [])
+    app = create_app(source.load(), Settings(admin_token="s3cret"), source)
+    client = MlflowClient()
+    yield TestClient(app), client, bookings, version
+    client.set_registered_model_alias("hotel-booking-cancellation", "production", version)
+
+
+def test_reload_swaps_to_the_new_production_version(reloadable) -> None:
+    http, registry, bookings, version = reloadable
+    body = {"dataframe_records": _records(bookings.head(1))}
+    assert http.post("/invocations", json=body).headers["X-Model-Version"] == version
+    unchanged = http.post("/admin/reload", headers={"Authorization": "Bearer s3cret"})
+    assert unchanged.status_code == 200 and unchanged.json()["outcome"] == "unchanged"
+    staging = registry.get_model_version_by_alias("hotel-booking-cancellation", "staging")
+    registry.set_registered_model_alias("hotel-booking-cancellation", "production", staging.version)
+    loaded = http.post("/admin/reload", headers={"Authorization": "Bearer s3cret"})
+    assert loaded.status_code == 200 and loaded.json()["outcome"] == "loaded"
+    assert http.post("/invocations", json=body).headers["X-Model-Version"] == str(staging.version)
+    assert http.get("/health").json()["last_reload"]["outcome"] == "loaded"
+
+
+def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(reloadable) -> None:
+    http, registry, bookings, version = reloadable
+    broken = registry.create_model_version(
+        "hotel-booking-cancellation", source="file:///nonexistent/model", run_id=None
+    )
+    registry.set_registered_model_alias("hotel-booking-cancellation", "production", broken.version)
+    refused = http.post("/admin/reload", headers={"Authorization": "Bearer s3cret"})
+    assert refused.status_code == 409 and refused.json()["outcome"] == "failed"
+    body = {"dataframe_records": _records(bookings.head(1))}
+    answer = http.post("/invocations", json=body)
+    assert answer.status_code == 200 and answer.headers["X-Model-Version"] == version
+    assert http.get("/health").json()["last_reload"]["outcome"] == "failed"
+    assert 'innflow_model_reloads_total{outcome="failed"} 1.0' in http.get("/metrics").text
+
+
+def test_reload_endpoint_needs_the_token(reloadable, registered) -> None:
+    http, *_ = reloadable
+    assert http.post("/admin/reload").status_code == 401
+    assert http.post("/admin/reload", headers={"Authorization": "Bearer nope"}).status_code == 401
+    model = registered[0]
+    assert TestClient(create_app(model)).post("/admin/reload").status_code == 403

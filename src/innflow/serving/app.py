@@ -6,13 +6,15 @@ and field where there is one); the handlers never let an exception become a 500.
 
 from __future__ import annotations
 
+import hmac
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -34,42 +36,101 @@ class Settings:
     max_body_bytes: int = 5_000_000
     max_rows: int = 100_000
     prediction_log: Path | None = None
+    reload_seconds: float = 0.0  # poll the registry aliases this often (0: only on request)
+    admin_token: str | None = None  # bearer token for POST /admin/reload (None: disabled)
+
+
+class ModelSource(Protocol):
+    """Where the service reloads from (see workflows.serve.RegistrySource)."""
+
+    def versions(self) -> dict[str, str]:
+        """The version each variant should serve now."""
+        ...
+
+    def load(self) -> Router:
+        """Load those versions."""
+        ...
 
 
 def create_app(
-    model_source: core.LoadedModel | Router, settings: Settings | None = None
+    model_source: core.LoadedModel | Router,
+    settings: Settings | None = None,
+    source: ModelSource | None = None,
 ) -> FastAPI:
     """An app serving one loaded model, or several behind a router (A/B, shadow).
 
-    Loading is the caller's side effect; the app only scores.
+    Loading is the caller's side effect; the app only scores. With a ``source`` it can
+    reload: the new models are loaded beside the old, smoke-tested on their own input
+    examples, and swapped in one assignment; a model that fails keeps the old one serving.
     """
     settings = settings or Settings()
-    router = model_source if isinstance(model_source, Router) else Router.single(model_source)
-    primary = router.live[0].model
     metrics = ServiceMetrics()
-    for variant in router.variants:
-        d = variant.model.description
-        metrics.model.labels(
-            d.get("name") or "", variant.model.version, d.get("alias") or "",
-            d.get("run_id") or "", variant.name,
-        ).set(1)  # fmt: skip
-        metrics.reloads.labels("loaded").inc()
+    status: dict[str, Any] = {"last_reload": None}
+
+    def install(router: Router) -> None:
+        metrics.model.clear()
+        for variant in router.variants:
+            d = variant.model.description
+            metrics.model.labels(
+                d.get("name") or "", variant.model.version, d.get("alias") or "",
+                d.get("run_id") or "", variant.name,
+            ).set(1)  # fmt: skip
+        app.state.router = router  # one reference assignment: requests see old or new
+
+    def reload() -> dict[str, Any]:
+        """Check the source; load, smoke-test and swap when a version moved."""
+        outcome: dict[str, Any] = {"at": time.time()}
+        try:
+            if source is None:
+                raise RuntimeError("this service was started without a model source")
+            wanted = source.versions()
+            now = {v.name: v.model.version for v in app.state.router.variants}
+            if wanted == now:
+                outcome.update(outcome="unchanged", versions=now)
+            else:
+                candidate = source.load()
+                problems = [
+                    f"{v.name}: {p}" for v in candidate.variants if (p := core.smoke_test(v.model))
+                ]
+                if problems:
+                    outcome.update(outcome="refused", error="; ".join(problems))
+                else:
+                    install(candidate)
+                    outcome.update(outcome="loaded", versions=wanted)
+        except Exception as e:  # registry down, model missing: keep serving what we have
+            outcome.update(outcome="failed", error=f"{type(e).__name__}: {e}"[:500])
+        metrics.reloads.labels(outcome["outcome"]).inc()
+        status["last_reload"] = outcome
+        return outcome
+
     log = (
         PredictionLog(settings.prediction_log, metrics.log_dropped.inc)
         if settings.prediction_log is not None
         else None
     )
 
+    stop_polling = threading.Event()
+
+    def poll() -> None:
+        while not stop_polling.wait(settings.reload_seconds):
+            reload()
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        poller = threading.Thread(target=poll, name="innflow-reload", daemon=True)
+        if source is not None and settings.reload_seconds > 0:
+            poller.start()
         if log is not None:
             log.start()
         yield
+        stop_polling.set()
         if log is not None:
             log.stop()
 
     app = FastAPI(title="innflow scoring service", version=__version__, lifespan=lifespan)
-    app.state.router, app.state.metrics = router, metrics
+    app.state.metrics = metrics
+    install(model_source if isinstance(model_source, Router) else Router.single(model_source))
+    metrics.reloads.labels("loaded").inc()
 
     async def read_request(request: Request) -> tuple[pd.DataFrame, Variant]:
         declared = request.headers.get("content-length")
@@ -86,7 +147,7 @@ def create_app(
         key = request.headers.get("x-routing-key")
         if key is None and not frame.empty:
             key = frame.iloc[0].to_json()
-        variant = router.choose(key or "")
+        variant = app.state.router.choose(key or "")
         errors = core.check(frame, variant.model.columns)
         if errors:
             raise parsing.RequestError(400, "invalid input", [e.to_dict() for e in errors])
@@ -97,7 +158,7 @@ def create_app(
     ) -> Response:
         metrics.requests.labels(endpoint, str(response.status_code)).inc()
         metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
-        chosen = variant or router.live[0]
+        chosen = variant or app.state.router.live[0]
         response.headers["X-Model-Version"] = chosen.model.version
         response.headers["X-Variant"] = chosen.name
         return response
@@ -125,7 +186,7 @@ def create_app(
         log.append(rows)
 
     def shadow(frame: pd.DataFrame, request_id: str) -> None:
-        for variant in router.shadows:
+        for variant in app.state.router.shadows:
             try:
                 if core.check(frame, variant.model.columns):
                     continue  # the shadow expects other columns: nothing comparable to log
@@ -171,6 +232,17 @@ def create_app(
         """
         return await answer("predict", request, explain)
 
+    @app.post("/admin/reload")
+    def admin_reload(request: Request) -> Response:
+        """Reload now (bearer token from the service's settings)."""
+        if settings.admin_token is None:
+            return JSONResponse({"error": "reload endpoint disabled (no admin token)"}, 403)
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given, f"Bearer {settings.admin_token}"):
+            return JSONResponse({"error": "wrong or missing bearer token"}, 401)
+        outcome = reload()
+        return JSONResponse(outcome, 200 if outcome["outcome"] in ("loaded", "unchanged") else 409)
+
     @app.get("/ping")
     def ping() -> Response:
         """Liveness (MLflow-compatible)."""
@@ -178,18 +250,25 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        """Ready once a model is loaded."""
-        return {"status": "ready", "model_version": primary.version,
-                "variants": {v.name: v.model.version for v in router.variants}}  # fmt: skip
+        """Ready once a model is loaded; the last reload's outcome, if any."""
+        router = app.state.router
+        return {
+            "status": "ready",
+            "model_version": router.live[0].model.version,
+            "variants": {v.name: v.model.version for v in router.variants},
+            "last_reload": status["last_reload"],
+        }
 
     @app.get("/version")
     def version() -> dict[str, str]:
         """The innflow version and the primary model's."""
-        return {"innflow": __version__, "model_version": primary.version}
+        return {"innflow": __version__, "model_version": app.state.router.live[0].model.version}
 
     @app.get("/metadata")
     def metadata() -> dict[str, Any]:
         """Registered name, version, alias, run id, threshold, input columns, signature."""
+        router = app.state.router
+        primary = router.live[0].model
         keys = ("name", "version", "alias", "run_id", "uri", "signature")
         described = primary.description
         return {

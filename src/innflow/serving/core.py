@@ -32,6 +32,7 @@ class LoadedModel:
     threshold: float
     description: dict[str, Any] = field(default_factory=dict)
     fast: FastScorer | None = None
+    example: pd.DataFrame | None = None
 
     @property
     def version(self) -> str:
@@ -39,7 +40,9 @@ class LoadedModel:
         return str(self.description.get("version") or self.description.get("uri", "unknown"))
 
 
-def from_logged(pipeline: Any, description: dict[str, Any]) -> LoadedModel:
+def from_logged(
+    pipeline: Any, description: dict[str, Any], example: pd.DataFrame | None = None
+) -> LoadedModel:
     """Wrap a logged pipeline with its innflow metadata (threshold, input columns)."""
     metadata = description.get("metadata", {})
     columns = list(metadata.get("innflow_input_columns") or pipeline.feature_names_in_)
@@ -48,7 +51,20 @@ def from_logged(pipeline: Any, description: dict[str, Any]) -> LoadedModel:
         pipeline.set_params(model__n_jobs=1)
     fast = FastScorer(pipeline) if FastScorer.supports(pipeline) else None
     threshold = float(metadata.get("innflow_threshold", 0.5))
-    return LoadedModel(pipeline, columns, threshold, description, fast)
+    return LoadedModel(pipeline, columns, threshold, description, fast, example)
+
+
+def smoke_test(model: LoadedModel) -> str | None:
+    """Score the model's own input example; the problem, or None when it answers sanely."""
+    if model.example is None:
+        return "the model has no input example to test it with"
+    try:
+        proba, _ = score(model, model.example)
+    except Exception as e:  # any failure means: do not serve this model
+        return f"scoring its input example failed: {type(e).__name__}: {e}"
+    if not (np.isfinite(proba).all() and ((proba >= 0) & (proba <= 1)).all()):
+        return "its input example got probabilities outside [0, 1]"
+    return None
 
 
 @dataclass(frozen=True)

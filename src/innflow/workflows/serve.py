@@ -24,8 +24,28 @@ def load(model_uri: str, tracking_uri: str | None = None) -> core.LoadedModel:
     """Resolve ``model_uri`` in the registry and load its Pipeline."""
     tracking.connect(tracking_uri)
     description = tracking.describe_model(model_uri)
-    pipeline = tracking.load_sklearn(description["resolved_uri"])
-    return core.from_logged(pipeline, description)
+    pipeline, example = tracking.load_for_serving(description["resolved_uri"])
+    return core.from_logged(pipeline, description, example)
+
+
+class RegistrySource:
+    """Where a running service reloads from: alias versions (cheap to poll) and a loader."""
+
+    def __init__(self, model_name: str, routes: list[str], shadows: list[str]) -> None:
+        self.model_name, self.routes, self.shadows = model_name, routes, shadows
+
+    def versions(self) -> dict[str, str]:
+        """The version each routed or shadow alias points at now."""
+        aliases = [r.partition("=")[0] for r in self.routes] + list(self.shadows)
+        found = {}
+        for alias in aliases:
+            version = tracking.alias_version(self.model_name, alias)
+            found[alias] = str(version.version) if version is not None else "none"
+        return found
+
+    def load(self) -> Router:
+        """Load every variant afresh."""
+        return load_router(self.model_name, self.routes, self.shadows)
 
 
 def load_router(model_name: str, routes: list[str], shadows: list[str]) -> Router:
