@@ -295,3 +295,50 @@ def test_reload_endpoint_needs_the_token(reloadable, registered) -> None:
     assert http.post("/admin/reload", headers={"Authorization": "Bearer nope"}).status_code == 401
     model = registered[0]
     assert TestClient(create_app(model)).post("/admin/reload").status_code == 403
+
+
+@pytest.mark.slow
+def test_plain_mlflow_models_serve_gives_the_same_numbers(registered, served) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    _, bookings, _, path = registered
+    client = served[0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{path / 'mlflow.db'}"}  # fmt: skip
+    command = [str(bin_dir / "mlflow"), "models", "serve", "-m",
+               "models:/hotel-booking-cancellation@production", "--env-manager", "local",
+               "-p", str(port), "-h", "127.0.0.1"]  # fmt: skip
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        body = json.dumps(
+            {"dataframe_split": json.loads(bookings.to_json(orient="split", index=False))}
+        )
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/invocations", data=body.encode(),
+                    headers={"Content-Type": "application/json"},
+                )  # fmt: skip
+                theirs = json.load(urllib.request.urlopen(request, timeout=10))
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "mlflow models serve did not start in 90 s"
+                time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        server.stderr.close()
+    ours = client.post("/invocations", content=body, headers={"Content-Type": "application/json"})
+    assert ours.json() == theirs
