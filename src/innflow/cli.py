@@ -522,29 +522,12 @@ def serve(
         uvicorn.run("innflow.workflows.serve:app_from_environment", factory=True, host=host,
                     port=port, workers=workers, log_level="warning")  # fmt: skip
         return
-    from innflow.serving.app import Settings, create_app
-    from innflow.workflows.serve import RegistrySource
+    from innflow.workflows.serve import build_app
 
-    settings = Settings(
-        prediction_log=prediction_log,
-        reload_seconds=reload_seconds,
-        admin_token=os.environ.get("INNFLOW_ADMIN_TOKEN") or None,
+    app, serving = build_app(
+        model_uri, routes or [], shadows or [], model_name, prediction_log, reload_seconds
     )
-    if routes or shadows or "@" in model_uri:
-        if "@" in model_uri and not routes:
-            model_name, alias = model_uri.removeprefix("models:/").split("@", 1)
-            routes = [f"{alias}=100"]
-        source = RegistrySource(model_name, routes or [], shadows or [])
-        router = source.load()
-        shown = ", ".join(
-            f"{v.name} v{v.model.version}{' (shadow)' if v.shadow else ''}" for v in router.variants
-        )
-        err.print(f"serving {shown} on http://{host}:{port}")
-        app = create_app(router, settings, source)
-    else:
-        model = load(model_uri)
-        err.print(f"serving {model_uri} (version {model.version}) on http://{host}:{port}")
-        app = create_app(model, settings)
+    err.print(f"serving {serving} on http://{host}:{port}")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -64,6 +64,40 @@ def load_router(model_name: str, routes: list[str], shadows: list[str]) -> Route
     return Router(variants)
 
 
+def build_app(
+    model_uri: str,
+    routes: list[str],
+    shadows: list[str],
+    model_name: str,
+    prediction_log: Path | None,
+    reload_seconds: float,
+):
+    """The service for a model URI or alias routes: (app, one line saying what it serves).
+
+    A registry alias (``models:/NAME@ALIAS``) or routes give a reloadable registry source;
+    any other URI is served as loaded. The admin token comes from INNFLOW_ADMIN_TOKEN.
+    """
+    from innflow.serving.app import Settings, create_app
+
+    settings = Settings(
+        prediction_log=prediction_log,
+        reload_seconds=reload_seconds,
+        admin_token=os.environ.get("INNFLOW_ADMIN_TOKEN") or None,
+    )
+    if not (routes or shadows or "@" in model_uri):
+        model = load(model_uri)
+        return create_app(model, settings), f"{model_uri} (version {model.version})"
+    if "@" in model_uri and not routes:
+        model_name, alias = model_uri.removeprefix("models:/").split("@", 1)
+        routes = [f"{alias}=100"]
+    source = RegistrySource(model_name, routes, shadows)
+    router = source.load()
+    shown = ", ".join(
+        f"{v.name} v{v.model.version}{' (shadow)' if v.shadow else ''}" for v in router.variants
+    )
+    return create_app(router, settings, source), shown
+
+
 def app_from_environment():
     """Factory for `uvicorn --factory` workers: the model URI comes from INNFLOW_MODEL_URI."""
     from innflow.serving.app import create_app
