@@ -1,0 +1,11 @@
+"""The `innflow` command: parse, call a workflow, report. No logic lives here.
+
+One Typer app (cli/base.py); each module adds its command group to it, in the order the
+help lists them.
+"""
+
+from innflow.cli import data_commands, training  # noqa: F401, I001  (import order = help order)
+from innflow.cli import registry, serving  # noqa: F401
+from innflow.cli.base import app, main
+
+__all__ = ["app", "main"]

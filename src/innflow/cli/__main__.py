@@ -1,0 +1,5 @@
+"""`python -m innflow.cli`."""
+
+from innflow.cli import main
+
+main()

@@ -1,0 +1,113 @@
+"""The Typer app, the consoles, shared options and output helpers of the `innflow` CLI.
+
+Expected failures (InnflowError) become one line on stderr and their exit code; progress
+goes to stderr so `--json` output on stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from innflow.errors import InnflowError
+
+app = typer.Typer(
+    help="innflow: reproducible, tracked hotel-booking cancellation models on MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect and validate booking data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+SetOption = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a config key: a.b=value (repeatable).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option("--threads", help="Threads for fitting (default: INNFLOW_THREADS or all cores)."),
+]
+
+
+def emit_json(payload: dict[str, Any]) -> None:
+    """One JSON object on stdout (progress and errors go to stderr)."""
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+class StepLog:
+    """Step messages with elapsed time on stderr, plus a spinner on a terminal."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._clock = time.perf_counter
+        self._start = self._clock()
+        self._status = err.status("starting")
+
+    def __enter__(self) -> StepLog:
+        self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._status.__exit__(*exc)
+
+    def __call__(self, message: str) -> None:
+        """Log one step with the elapsed time."""
+        err.log(f"[{self._clock() - self._start:5.1f}s] {message}", highlight=False)
+        self._status.update(message)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
+) -> None:
+    if version:
+        from innflow import __version__
+
+        out.print(f"innflow {__version__}")
+        raise typer.Exit()
+
+
+def metrics_table(metrics: dict[str, float], title: str) -> Table:
+    """Validation and test metrics side by side."""
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("validation", justify="right")
+    table.add_column("test", justify="right")
+    for name in ("roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "f1", "precision", "recall"):
+        table.add_row(name, f"{metrics[f'val_{name}']:.4f}", f"{metrics[f'test_{name}']:.4f}")
+    return table
+
+
+def cell(value: object) -> str:
+    """A table cell: floats to 4 places, hashes shortened, missing as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return short(str(value))
+
+
+def short(value: str) -> str:
+    """Hashes shortened for the terminal table (`--json` has them whole)."""
+    return value[:16] + "..." if len(value) == 64 and value.isalnum() else value
+
+
+def main() -> None:
+    """Console-script entry point: map innflow's errors to one line and an exit code."""
+    try:
+        app()
+    except InnflowError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)

@@ -1,0 +1,204 @@
+"""Registry commands: register, gate, promote, rollback, history, models, pipeline."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from innflow.cli.base import (
+    ConfigOption,
+    JsonOption,
+    SetOption,
+    StepLog,
+    ThreadsOption,
+    app,
+    emit_json,
+    err,
+    out,
+    short,
+)  # fmt: skip
+
+NameOption = Annotated[str, typer.Option("--approved-by", help="Who approves this move.")]
+
+
+def _gate_report(outcome, title: str) -> None:
+    table = Table(title=title)
+    for column in ("check", "value", "bound", ""):
+        table.add_column(column)
+    for c in outcome.decision.checks:
+        value = f"{c['value']:.4f}" if isinstance(c.get("value"), float) else ""
+        bound = f"{c['bound']:.4f}" if isinstance(c.get("bound"), float) else ""
+        table.add_row(c["check"], value, bound, "[green]ok[/]" if c["passed"] else "[red]FAIL[/]")
+    out.print(table)
+
+
+@app.command()
+def register(
+    run_id: Annotated[str, typer.Argument(help="A finished `innflow train` run.")],
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a run's model (idempotent: the same run is never registered twice)."""
+    from innflow import config as config_module
+    from innflow.workflows.registry import register as run_register
+
+    resolved = config_module.load(config, overrides or [])
+    version, created = run_register(run_id, resolved)
+    payload = {"model": resolved.registry.model_name, "version": version, "created": created}
+    if as_json:
+        emit_json(payload)
+    else:
+        verb = "registered as" if created else "already registered as"
+        out.print(f"run {run_id} {verb} {resolved.registry.model_name} version {version}")
+
+
+@app.command()
+def gate(
+    version: Annotated[str, typer.Argument(help="Model version to judge.")],
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Judge a version: absolute bars, slice floors, and vs the production champion.
+
+    Exit 0 passed, 3 failed.
+    """
+    from innflow import config as config_module
+    from innflow.errors import GateFailed
+    from innflow.workflows.registry import run_gate
+
+    resolved = config_module.load(config, overrides or [])
+    outcome = run_gate(version, resolved)
+    if as_json:
+        emit_json(outcome.to_dict())
+    else:
+        champion = outcome.champion_version or "none"
+        _gate_report(outcome, f"gate: version {version} (champion: {champion})")
+    if not outcome.decision.passed:
+        raise GateFailed(f"version {version} refused: " + "; ".join(outcome.decision.reasons))
+    err.print(f"[green]version {version} passed the gate[/]")
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Model version to move the alias to.")],
+    to: Annotated[str, typer.Option("--to", help="Alias: staging or production.")] = "production",
+    approved_by: NameOption = "",
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "",
+    force: Annotated[bool, typer.Option("--force", help="Skip the gate check (recorded).")] = False,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move an alias to a version that passed the gate, with a recorded approval."""
+    from innflow import config as config_module
+    from innflow.workflows.registry import move_alias
+
+    resolved = config_module.load(config, overrides or [])
+    move = move_alias(resolved, version, to, approved_by, reason, force=force)
+    if as_json:
+        emit_json(move)
+    else:
+        out.print(f"{to}: v{move['from_version']} -> v{move['to_version']} (by {approved_by})")
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "",
+    approved_by: NameOption = "",
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Put production back on the previous production version."""
+    import getpass
+
+    from innflow import config as config_module
+    from innflow.workflows.registry import rollback as run_rollback
+
+    resolved = config_module.load(config, overrides or [])
+    move = run_rollback(resolved, approved_by or getpass.getuser(), reason)
+    if as_json:
+        emit_json(move)
+    else:
+        out.print(f"production: v{move['from_version']} -> v{move['to_version']} (rollback)")
+
+
+@app.command()
+def history(
+    config: ConfigOption = None, overrides: SetOption = None, as_json: JsonOption = False
+) -> None:
+    """Every alias move of the registered model: what, who, when, why, gate."""
+    from innflow import config as config_module
+    from innflow import tracking
+
+    resolved = config_module.load(config, overrides or [])
+    tracking.connect(resolved.tracking.uri)
+    moves = tracking.moves(resolved.registry.model_name)
+    if as_json:
+        emit_json({"model": resolved.registry.model_name, "moves": moves})
+        return
+    table = Table(title=f"alias history of {resolved.registry.model_name}")
+    for column in ("at", "alias", "from", "to", "kind", "who", "why", "gate", "forced"):
+        table.add_column(column)
+    for m in moves:
+        table.add_row(m.get("at", "")[:19], m["alias"], m["from_version"], m["to_version"],
+                      m.get("kind", ""), m.get("who", ""), m.get("why", ""), m.get("gate", ""),
+                      m.get("forced", ""))  # fmt: skip
+    out.print(table)
+
+
+@app.command()
+def models(
+    config: ConfigOption = None, overrides: SetOption = None, as_json: JsonOption = False
+) -> None:
+    """The registered versions with their aliases, gate status and key metrics."""
+    from innflow import config as config_module
+    from innflow.workflows.registry import listing
+
+    resolved = config_module.load(config, overrides or [])
+    rows = listing(resolved)
+    if as_json:
+        emit_json({"model": resolved.registry.model_name, "versions": rows})
+        return
+    table = Table(title=resolved.registry.model_name)
+    for column in rows[0] if rows else ("version",):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*[short(v) for v in row.values()])
+    out.print(table)
+
+
+@app.command()
+def pipeline(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+    threads: ThreadsOption = None,
+) -> None:
+    """Data check -> train -> evaluate -> register -> gate -> staging.
+
+    Exit 0 when the version is on staging, 3 when the gate refuses it, 2 on bad input.
+    """
+    from innflow import config as config_module
+    from innflow.errors import GateFailed
+    from innflow.workflows.pipeline import pipeline as run_pipeline
+
+    resolved = config_module.load(config, overrides or [])
+    with StepLog() as progress:
+        outcome = run_pipeline(resolved, threads, on_step=progress)
+    if as_json:
+        emit_json(outcome.to_dict())
+    else:
+        _gate_report(outcome.gate, f"gate: version {outcome.version}")
+        out.print(f"run_id   {outcome.run_id}{' (reused)' if outcome.reused_run else ''}")
+        out.print(f"version  {resolved.registry.model_name} v{outcome.version}")
+    if not outcome.staged:
+        raise GateFailed(
+            f"version {outcome.version} refused by the gate: "
+            + "; ".join(outcome.gate.decision.reasons)
+        )
+    err.print(f"[green]version {outcome.version} is on staging[/]")

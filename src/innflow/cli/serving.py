@@ -1,0 +1,93 @@
+"""Serving commands: serve and batch score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from innflow.cli.base import (
+    JsonOption,
+    StepLog,
+    app,
+    emit_json,
+    err,
+    out,
+)  # fmt: skip
+
+ModelUriOption = Annotated[
+    str, typer.Option("--model-uri", help="Model to use (registry alias, version or run).")
+]
+
+
+@app.command()
+def serve(
+    model_uri: ModelUriOption = "models:/hotel-booking-cancellation@production",
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8080,
+    workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+    prediction_log: Annotated[
+        Path | None, typer.Option("--prediction-log", help="Directory for the prediction log.")
+    ] = None,
+    routes: Annotated[
+        list[str] | None,
+        typer.Option("--route", help="A/B split by alias, e.g. production=90 (repeatable)."),
+    ] = None,
+    shadows: Annotated[
+        list[str] | None, typer.Option("--shadow", help="Alias scored and logged, never returned.")
+    ] = None,
+    model_name: Annotated[
+        str, typer.Option("--model-name", help="Registered model for --route/--shadow.")
+    ] = "hotel-booking-cancellation",
+    reload_seconds: Annotated[
+        float, typer.Option("--reload-seconds", help="Poll the aliases this often (0: off).")
+    ] = 30.0,
+) -> None:
+    """Serve a model over HTTP: MLflow's /invocations, /predict, /metrics and more."""
+    import os
+
+    import uvicorn
+
+    from innflow.workflows.serve import load
+
+    if workers > 1:
+        os.environ["INNFLOW_MODEL_URI"] = model_uri
+        load(model_uri)  # fail here, once and clearly, rather than in every worker
+        uvicorn.run("innflow.workflows.serve:app_from_environment", factory=True, host=host,
+                    port=port, workers=workers, log_level="warning")  # fmt: skip
+        return
+    from innflow.workflows.serve import build_app
+
+    app, serving = build_app(
+        model_uri, routes or [], shadows or [], model_name, prediction_log, reload_seconds
+    )
+    err.print(f"serving {serving} on http://{host}:{port}")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def score(
+    source: Annotated[Path, typer.Argument(help="Parquet or CSV bookings.")],
+    target: Annotated[Path, typer.Argument(help="Output .parquet or .csv.")],
+    model_uri: ModelUriOption = "models:/hotel-booking-cancellation@production",
+    engine: Annotated[str, typer.Option("--engine", help="local (spark: not yet).")] = "local",
+    as_json: JsonOption = False,
+) -> None:
+    """Batch scoring: the input columns plus probability, decision, version and error."""
+    from innflow.errors import ConfigError
+    from innflow.workflows.serve import score_file
+
+    if engine != "local":
+        raise ConfigError(f"engine {engine!r} is not available yet: use --engine local")
+    with StepLog() as progress:
+        progress(f"scoring {source} with {model_uri}")
+        outcome = score_file(model_uri, source, target)
+    payload = {"rows": outcome.rows, "scored": outcome.scored, "rejected": outcome.rejected,
+               "seconds": round(outcome.seconds, 3), "model_version": outcome.model_version,
+               "output": str(target)}  # fmt: skip
+    if as_json:
+        emit_json(payload)
+    else:
+        out.print(f"{outcome.scored:,} scored, {outcome.rejected:,} rejected (reasons in the "
+                  f"'error' column) -> {target} in {outcome.seconds:.2f}s")  # fmt: skip
