@@ -54,6 +54,14 @@ class CodeState:
         """Fingerprint of the uncommitted change ('' when clean)."""
         return hashlib.sha256(self.diff.encode()).hexdigest() if self.diff else ""
 
+    def tags(self) -> dict[str, str]:
+        """The code state as run tags: what train records and reproduce/pipeline compare."""
+        return {
+            "innflow.git_commit": self.commit,
+            "innflow.git_dirty": str(self.dirty).lower(),
+            "innflow.git_diff_sha256": self.diff_sha256,
+        }
+
 
 def code_state() -> CodeState:
     """Commit and uncommitted diff (tracked files; untracked files listed by name)."""

@@ -48,9 +48,7 @@ def _equivalent_run(config: Config, data_sha: str) -> str | None:
             "innflow.kind": "train",
             "innflow.config_sha256": config.digest(),
             "innflow.data_sha256": data_sha,
-            "innflow.git_commit": code.commit,
-            "innflow.git_dirty": str(code.dirty).lower(),
-            "innflow.git_diff_sha256": code.diff_sha256,
+            **code.tags(),
             "innflow.uv_lock_sha256": provenance.lockfile_sha256(),
         },
     )

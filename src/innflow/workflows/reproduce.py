@@ -91,18 +91,12 @@ def _metric_text(value: float) -> str:
 
 
 def _context_now(data_sha: str, threads: int) -> dict[str, str]:
-    code = provenance.code_state()
-    now = provenance.environment_tags()
-    now.update(
-        {
-            "innflow.data_sha256": data_sha,
-            "innflow.git_commit": code.commit,
-            "innflow.git_dirty": str(code.dirty).lower(),
-            "innflow.git_diff_sha256": code.diff_sha256,
-            "innflow.threads": str(threads),
-        }
-    )
-    return now
+    return {
+        **provenance.environment_tags(),
+        **provenance.code_state().tags(),
+        "innflow.data_sha256": data_sha,
+        "innflow.threads": str(threads),
+    }
 
 
 def reproduce(run_id: str, threads: int | None = None, on_step: Step = _quiet) -> Report:

@@ -175,10 +175,8 @@ def _setup_tags(
     tags = {
         "innflow.kind": "train",
         "innflow.model_kind": config.model.kind,
-        "innflow.git_commit": code.commit,
+        **code.tags(),
         "mlflow.source.git.commit": code.commit,
-        "innflow.git_dirty": str(code.dirty).lower(),
-        "innflow.git_diff_sha256": code.diff_sha256,
         "innflow.data_path": str(config.data.path),
         "innflow.data_sha256": prepared.data_sha256,
         "innflow.config_sha256": config.digest(),
