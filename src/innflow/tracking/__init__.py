@@ -1,0 +1,54 @@
+"""The one place that talks to MLflow: which store, what a training run records, how runs
+and models are read back, and the registry. Each function encodes a decision (tags,
+formats, refusals); callers never import mlflow themselves and use this package's surface.
+"""
+
+from innflow.tracking.logged_models import (
+    MODEL_NAME,
+    TRUSTED_PREFIXES,
+    describe_model,
+    load_for_serving,
+    load_pyfunc,
+    log_model,
+    model_uri,
+    trusted_types,
+)
+from innflow.tracking.registry import (
+    AUDIT_EXPERIMENT,
+    alias_version,
+    delete_alias,
+    log_run_text,
+    model_version,
+    moves,
+    record_move,
+    register_version,
+    set_alias,
+    set_version_tags,
+    versions,
+)
+from innflow.tracking.runs import (
+    CONFIG_ARTIFACT,
+    download_artifact,
+    find_finished_run,
+    get_run,
+    log_child_run,
+    log_datasets,
+    log_params,
+    log_results,
+    log_setup,
+    read_config_text,
+    run,
+    schema_sample,
+    top_runs,
+)
+from innflow.tracking.store import DEFAULT_STORE, connect, mlflow_uri, resolve_store
+
+__all__ = [
+    "AUDIT_EXPERIMENT", "CONFIG_ARTIFACT", "DEFAULT_STORE", "MODEL_NAME", "TRUSTED_PREFIXES",
+    "alias_version", "connect", "delete_alias", "describe_model", "download_artifact",
+    "find_finished_run", "get_run", "load_for_serving", "load_pyfunc", "log_child_run",
+    "log_datasets", "log_model", "log_params", "log_results", "log_run_text", "log_setup",
+    "mlflow_uri", "model_uri", "model_version", "moves", "read_config_text", "record_move",
+    "register_version", "resolve_store", "run", "schema_sample", "set_alias",
+    "set_version_tags", "top_runs", "trusted_types", "versions",
+]  # fmt: skip

@@ -1,0 +1,142 @@
+"""The logged model: how the Pipeline is written (format, signature, trusted types,
+requirements) and read back for pyfunc clients and for serving.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from innflow.errors import RunNotFoundError, TrackingError
+from innflow.tracking.registry import _client, _registry_errors
+from innflow.tracking.runs import schema_sample
+from innflow.tracking.store import _known_mlflow_noise, _reason
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+MODEL_NAME = "model"
+# Types the skops-serialized pipeline may contain; anything else is refused at log time.
+TRUSTED_PREFIXES = (
+    "sklearn.", "numpy.", "scipy.", "lightgbm.", "xgboost.", "innflow.",
+    "builtins.", "collections.", "functools.partial",
+)  # fmt: skip
+
+
+def trusted_types(pipeline: Any) -> list[str]:
+    """The non-default types skops must trust to load this pipeline, checked against our
+    allow-list so a model carrying an unexpected type is refused rather than trusted.
+    """
+    import skops.io
+
+    found = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+    unexpected = [t for t in found if not t.startswith(TRUSTED_PREFIXES)]
+    if unexpected:
+        raise TrackingError(f"model holds types innflow does not trust: {', '.join(unexpected)}")
+    return sorted(found)
+
+
+def log_model(
+    pipeline: Any,
+    inputs: pd.DataFrame,
+    pip_requirements: list[str],
+    metadata: dict[str, Any],
+    code_dir: Path,
+    nullable: tuple[str, ...] = (),
+) -> str:
+    """Log the whole Pipeline (raw columns in, probability out); return the model URI.
+
+    Format: skops (MLflow's safe default) with an explicit, checked trusted-types list,
+    because LightGBM/XGBoost and innflow's own transformer are not on skops' default list.
+    The pyfunc calls ``predict_proba`` so MLflow clients get probabilities, not labels.
+    Requirements are given explicitly: inference would spawn a subprocess and take seconds.
+    The innflow package rides along as ``code_paths`` so the model loads without innflow
+    installed, with the exact feature code it was trained with.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    input_example = inputs.head(5)
+    sample = schema_sample(inputs, nullable=nullable)
+    with _known_mlflow_noise():
+        signature = infer_signature(sample, pipeline.predict_proba(sample))
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name=MODEL_NAME,
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=pip_requirements,
+            pyfunc_predict_fn="predict_proba",
+            serialization_format="skops",
+            skops_trusted_types=trusted_types(pipeline),
+            code_paths=[str(code_dir)],
+            metadata=metadata,
+        )
+    return info.model_uri
+
+
+def model_uri(run: Run) -> str:
+    """URI of the model a training run logged."""
+    uri = run.data.tags.get("innflow.model_uri")
+    if not uri:
+        raise RunNotFoundError(f"run {run.info.run_id} logged no innflow model")
+    return uri
+
+
+def load_pyfunc(uri: str) -> Any:
+    """Load a logged model as MLflow's generic pyfunc (what MLflow clients get)."""
+    import mlflow
+
+    return _load(mlflow.pyfunc.load_model, uri)
+
+
+def load_for_serving(uri: str) -> tuple[Any, pd.DataFrame | None]:
+    """The logged Pipeline and its input example, from one download of the model."""
+    import mlflow
+    from mlflow.models import Model
+
+    def both(model_uri: str) -> tuple[Any, pd.DataFrame | None]:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
+        example = Model.load(local).load_input_example(local)
+        return mlflow.sklearn.load_model(local), example if isinstance(
+            example, pd.DataFrame
+        ) else None
+
+    return _load(both, uri)
+
+
+def _load(loader: Any, uri: str) -> Any:
+    try:
+        return loader(uri)
+    except Exception as e:  # MLflow raises several unrelated types for a missing model
+        raise RunNotFoundError(f"could not load model {uri}: {_reason(e)}") from e
+
+
+def describe_model(uri: str) -> dict[str, Any]:
+    """Name, version, alias and run of a model URI (``models:/name@alias``,
+    ``models:/name/3``, ``runs:/...`` or ``models:/m-...``), plus its innflow metadata.
+    """
+    from mlflow.models import get_model_info
+
+    described: dict[str, Any] = {"uri": uri, "name": None, "version": None, "alias": None}
+    with _registry_errors(f"cannot resolve model {uri}"):
+        if uri.startswith("models:/") and not uri.startswith("models:/m-"):
+            reference = uri.removeprefix("models:/")
+            if "@" in reference:
+                name, alias = reference.split("@", 1)
+                version = _client().get_model_version_by_alias(name, alias)
+                described.update(name=name, alias=alias)
+            else:
+                name, number = reference.rsplit("/", 1)
+                version = _client().get_model_version(name, number)
+                described["name"] = name
+            described.update(version=str(version.version), run_id=version.run_id)
+            uri = f"models:/{described['name']}/{described['version']}"
+        info = get_model_info(uri)
+    described["resolved_uri"] = uri
+    described["signature"] = info.signature.to_dict() if info.signature else None
+    described["metadata"] = info.metadata or {}
+    described.setdefault("run_id", info.run_id)
+    return described

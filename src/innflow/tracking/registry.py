@@ -1,0 +1,149 @@
+"""The Model Registry: versions, aliases (never the deprecated stages), version tags, and
+the audit trail of alias moves that MLflow itself does not keep (mlflow#2169).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from innflow.errors import RunNotFoundError, TrackingError
+from innflow.tracking.store import _reason
+
+AUDIT_EXPERIMENT = "innflow-registry-audit"
+
+
+def _client() -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
+@contextmanager
+def _registry_errors(what: str) -> Iterator[None]:
+    """Registry failures as one clear line; nothing half-done is left behind by callers."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as e:
+        code = getattr(e, "error_code", "")
+        if code == "RESOURCE_DOES_NOT_EXIST":
+            raise RunNotFoundError(f"{what}: {e.message}") from e
+        raise TrackingError(f"{what}: {_reason(e)}") from e
+
+
+def register_version(
+    name: str, run_id: str, source: str, tags: dict[str, str], description: str
+) -> tuple[Any, bool]:
+    """The model version for ``run_id``: the existing one if the run was registered
+    before (registering twice never makes a second version), else a new one.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    with _registry_errors(f"cannot register run {run_id} as {name!r}"):
+        try:
+            client.create_registered_model(
+                name, description="Hotel booking cancellation model (innflow)"
+            )
+        except MlflowException as e:
+            if getattr(e, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise
+        for version in client.search_model_versions(f"name = '{name}'"):
+            if version.run_id == run_id or version.tags.get("innflow.run_id") == run_id:
+                return version, False
+        version = client.create_model_version(
+            name, source, run_id=run_id, tags={**tags, "innflow.run_id": run_id},
+            description=description,
+        )  # fmt: skip
+    return version, True
+
+
+def model_version(name: str, version: str) -> Any:
+    """One version, or a one-line error naming what does not exist."""
+    with _registry_errors(f"no version {version} of model {name!r}"):
+        return _client().get_model_version(name, str(version))
+
+
+def alias_version(name: str, alias: str) -> Any | None:
+    """The version an alias points at, or None when the alias (or model) is not set."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client().get_model_version_by_alias(name, alias)
+    except MlflowException as e:
+        if getattr(e, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise TrackingError(f"cannot read alias {alias!r} of {name!r}: {e.message}") from e
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point ``alias`` at ``version`` (aliases, never the deprecated stages)."""
+    with _registry_errors(f"cannot set alias {alias!r} of {name!r}"):
+        _client().set_registered_model_alias(name, alias, str(version))
+
+
+def delete_alias(name: str, alias: str) -> None:
+    """Remove an alias (used only to undo a move that could not be recorded)."""
+    with _registry_errors(f"cannot remove alias {alias!r} of {name!r}"):
+        _client().delete_registered_model_alias(name, alias)
+
+
+def set_version_tags(name: str, version: str, tags: dict[str, str]) -> None:
+    """Tag a model version (gate results, approvals)."""
+    client = _client()
+    with _registry_errors(f"cannot tag version {version} of {name!r}"):
+        for key, value in tags.items():
+            client.set_model_version_tag(name, str(version), key, value)
+
+
+def versions(name: str) -> list[Any]:
+    """All versions of a registered model, newest first."""
+    with _registry_errors(f"cannot list the versions of {name!r}"):
+        _client().get_registered_model(name)
+        found = _client().search_model_versions(f"name = '{name}'")
+    return sorted(found, key=lambda v: int(v.version), reverse=True)
+
+
+def log_run_text(run_id: str, text: str, artifact_file: str) -> None:
+    """Attach a text artifact to a finished run (a gate report on the candidate's run)."""
+    with _registry_errors(f"cannot write {artifact_file} to run {run_id}"):
+        _client().log_text(run_id, text, artifact_file)
+
+
+def record_move(name: str, move: dict[str, str]) -> None:
+    """Append an alias move to the audit trail: a finished run in a dedicated experiment
+    of the same tracking store, so everyone on the server sees the same history
+    (MLflow keeps none: mlflow#2169).
+    """
+    import mlflow
+
+    client = _client()
+    with _registry_errors("cannot record the alias move"):
+        found = mlflow.get_experiment_by_name(AUDIT_EXPERIMENT)
+        experiment = found.experiment_id if found else client.create_experiment(AUDIT_EXPERIMENT)
+        title = f"{move['alias']}: v{move['from_version']} -> v{move['to_version']}"
+        tags = {"innflow.model_name": name, **{f"innflow.move.{k}": v for k, v in move.items()}}
+        entry = client.create_run(experiment, run_name=title, tags=tags)
+        client.set_terminated(entry.info.run_id, "FINISHED")
+
+
+def moves(name: str) -> list[dict[str, str]]:
+    """Every recorded alias move of a model, oldest first."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(AUDIT_EXPERIMENT)
+    if found is None:
+        return []
+    runs = mlflow.search_runs(
+        [found.experiment_id], filter_string=f"tags.`innflow.model_name` = '{name}'",
+        order_by=["attributes.start_time ASC"], output_format="list",
+    )  # fmt: skip
+    prefix = "innflow.move."
+    found_moves = [
+        {k.removeprefix(prefix): v for k, v in r.data.tags.items() if k.startswith(prefix)}
+        for r in runs
+    ]
+    return sorted(found_moves, key=lambda m: m.get("at", ""))

@@ -1,0 +1,80 @@
+"""Which tracking store innflow talks to, and how its failures read.
+
+The embedded SQLite store is the default; a central server is one environment variable
+away. Every error from the store is turned into one line a user can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from innflow.errors import TrackingError
+
+DEFAULT_STORE = "sqlite:///mlflow.db"
+
+
+def resolve_store(configured: str | None) -> str:
+    """Config's tracking URI, else MLFLOW_TRACKING_URI, else the embedded SQLite store.
+
+    The deprecated file store is refused: it cannot hold a model registry and is not safe
+    for concurrent runs.
+    """
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_STORE
+    if uri.startswith("file:") or "://" not in uri:
+        raise TrackingError(
+            f"tracking store {uri!r} is a file store, which innflow does not use; "
+            f"use {DEFAULT_STORE} or an http(s):// tracking server"
+        )
+    return uri
+
+
+def connect(configured: str | None) -> str:
+    """Point MLflow at the resolved store and return its URI."""
+    import mlflow
+
+    uri = resolve_store(configured)
+    # MLflow's defaults retry an unreachable server for minutes; a command should fail in
+    # seconds with a clear message. Explicit settings in the environment still win.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def mlflow_uri() -> str:
+    """The tracking URI in use."""
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
+def _reason(error: Any) -> str:
+    """An MLflow error in one line; an unreachable server said plainly."""
+    message = str(getattr(error, "message", error))
+    if "Max retries exceeded" in message or "Connection refused" in message:
+        return f"tracking server {mlflow_uri()} cannot be reached"
+    return message.strip().splitlines()[0] if message.strip() else type(error).__name__
+
+
+@contextmanager
+def _known_mlflow_noise() -> Iterator[None]:
+    """Silence MLflow messages that are expected here and would only alarm users."""
+    env_logger = logging.getLogger("mlflow.utils.environment")
+    level = env_logger.level
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source twice and warns about its own ambiguity.
+        warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
+        # Integer columns stay integers on purpose: a float where a count belongs is bad input.
+        warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
+        # uv venvs have no pip; MLflow warns that conda.yaml lists it unversioned.
+        env_logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            env_logger.setLevel(level)
