@@ -3,7 +3,7 @@ SYSTEM_UV := $(shell command -v uv 2>/dev/null)
 UV := $(if $(SYSTEM_UV),$(SYSTEM_UV),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup run train test test-fast lint format bench ui clean
+.PHONY: setup setup-airflow run train test test-fast lint format bench ui clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -12,24 +12,28 @@ $(CURDIR)/.tools/bin/uv:
 setup: $(if $(SYSTEM_UV),,$(CURDIR)/.tools/bin/uv)  ## create .venv from uv.lock
 	$(UV) sync --frozen --compile-bytecode
 
+# Airflow lives in its own environment, as on a real scheduler: the DAG calls innflow's CLI.
+setup-airflow: $(if $(SYSTEM_UV),,$(CURDIR)/.tools/bin/uv)  ## .venv-airflow for deploy/airflow
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/.venv-airflow $(UV) sync --frozen --only-group airflow --compile-bytecode
+
 run: setup  ## the main job on the bundled data and the embedded SQLite store
 	$(RUN) innflow data check
 	$(RUN) innflow pipeline
 
-test: setup  ## the whole suite, slow tests included
+test: setup setup-airflow  ## the whole suite, slow tests included
 	$(RUN) pytest
 
 test-fast: setup
 	$(RUN) pytest -m "not slow"
 
 lint: setup
-	$(RUN) ruff check src tests benchmarks
-	$(RUN) ruff format --check src tests benchmarks
+	$(RUN) ruff check src tests benchmarks deploy
+	$(RUN) ruff format --check src tests benchmarks deploy
 	$(RUN) mypy src
 
 format: setup
-	$(RUN) ruff format src tests benchmarks
-	$(RUN) ruff check --fix src tests benchmarks
+	$(RUN) ruff format src tests benchmarks deploy
+	$(RUN) ruff check --fix src tests benchmarks deploy
 
 bench: setup
 	$(RUN) python benchmarks/train_overhead.py
@@ -41,4 +45,4 @@ ui: setup  ## the MLflow UI on the embedded store: http://127.0.0.1:5000
 	$(RUN) mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
 
 clean:
-	rm -rf .venv .tools mlflow.db mlruns
+	rm -rf .venv .venv-airflow .tools mlflow.db mlruns
