@@ -38,6 +38,7 @@ from innflow.tracking.runs import (
     log_setup,
     read_config_text,
     run,
+    runs_of_kind,
     schema_sample,
     top_runs,
 )
@@ -49,6 +50,6 @@ __all__ = [
     "find_finished_run", "get_run", "load_for_serving", "load_pyfunc", "log_child_run",
     "log_datasets", "log_model", "log_params", "log_results", "log_run_text", "log_setup",
     "mlflow_uri", "model_uri", "model_version", "moves", "read_config_text", "record_move",
-    "register_version", "resolve_store", "run", "schema_sample", "set_alias",
+    "register_version", "resolve_store", "run", "runs_of_kind", "schema_sample", "set_alias",
     "set_version_tags", "top_runs", "trusted_types", "versions",
 ]  # fmt: skip

@@ -99,12 +99,19 @@ def set_version_tags(name: str, version: str, tags: dict[str, str]) -> None:
             client.set_model_version_tag(name, str(version), key, value)
 
 
-def versions(name: str) -> list[Any]:
-    """All versions of a registered model, newest first."""
+def versions(name: str) -> list[tuple[Any, list[str]]]:
+    """All versions of a registered model, newest first, each with its aliases.
+
+    Aliases come from the registered model: MLflow's version search leaves them empty.
+    """
     with _registry_errors(f"cannot list the versions of {name!r}"):
-        _client().get_registered_model(name)
+        model = _client().get_registered_model(name)
         found = _client().search_model_versions(f"name = '{name}'")
-    return sorted(found, key=lambda v: int(v.version), reverse=True)
+    by_version: dict[str, list[str]] = {}
+    for alias, version in sorted((model.aliases or {}).items()):
+        by_version.setdefault(str(version), []).append(alias)
+    ordered = sorted(found, key=lambda v: int(v.version), reverse=True)
+    return [(v, by_version.get(str(v.version), [])) for v in ordered]
 
 
 def log_run_text(run_id: str, text: str, artifact_file: str) -> None:

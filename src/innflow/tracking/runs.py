@@ -240,3 +240,34 @@ def read_config_text(run_id: str) -> str:
         return mlflow.artifacts.load_text(f"runs:/{run_id}/{CONFIG_ARTIFACT}")
     except (MlflowException, OSError) as e:
         raise RunNotFoundError(f"run {run_id} has no {CONFIG_ARTIFACT}: not an innflow run") from e
+
+
+def runs_of_kind(kind: str, limit: int = 200) -> list[dict[str, Any]]:
+    """The newest finished innflow runs of one kind (``innflow.kind`` tag) across all
+    experiments, as plain data: what dashboards and reports read.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        runs = mlflow.search_runs(
+            search_all_experiments=True,
+            filter_string=f"tags.`innflow.kind` = '{kind}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=limit,
+            output_format="list",
+        )
+    except MlflowException as e:
+        raise TrackingError(f"cannot search {kind} runs: {_reason(e)}") from e
+    return [
+        {
+            "run_id": r.info.run_id,
+            "experiment_id": r.info.experiment_id,
+            "start_time": r.info.start_time,
+            "parent_run_id": r.data.tags.get("mlflow.parentRunId"),
+            "params": dict(r.data.params),
+            "metrics": dict(r.data.metrics),
+            "tags": {k: v for k, v in r.data.tags.items() if not k.startswith("mlflow.")},
+        }
+        for r in runs
+    ]

@@ -200,11 +200,11 @@ def listing(config: Config) -> list[dict[str, str]]:
     """Every version with its aliases, gate status and key metrics (`innflow models`)."""
     tracking.connect(config.tracking.uri)
     rows = []
-    for v in tracking.versions(config.registry.model_name):
+    for v, aliases in tracking.versions(config.registry.model_name):
         rows.append(
             {
                 "version": str(v.version),
-                "aliases": ",".join(v.aliases),
+                "aliases": ",".join(aliases),
                 "gate": v.tags.get("innflow.gate", "pending"),
                 "model_kind": v.tags.get("innflow.model_kind", ""),
                 "test_roc_auc": v.tags.get("innflow.test_roc_auc", ""),

@@ -1,0 +1,1 @@
+"""The team's web page about a model: versions, aliases, monitoring, simulations."""
