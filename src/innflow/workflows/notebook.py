@@ -9,6 +9,7 @@ child runs and the run adopts the last one's result, which is what `reproduce` c
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -100,6 +101,7 @@ def run_notebook(
     """
     import nbformat
     import papermill
+    from nbclient.exceptions import DeadKernelError
 
     from innflow.workflows.train import resolve_threads
 
@@ -121,8 +123,8 @@ def run_notebook(
             raise ConfigError(
                 f"{path} has no parameter {', '.join(unknown)}; its parameters: {known}"
             )
-        effective = {name: str(p["default"]) for name, p in declared.items()}
-        effective.update({name: repr(value) for name, value in parameters.items()})
+        effective = {name: _shown(p["default"], literal=True) for name, p in declared.items()}
+        effective.update({name: _shown(value) for name, value in parameters.items()})
         code = provenance.code_state()
         tags = {
             "innflow.kind": "notebook",
@@ -145,6 +147,8 @@ def run_notebook(
                 _execute(source, executed, parameters, kernel_env, on_cell)
             except papermill.PapermillExecutionError as e:
                 failure = NotebookFailed(_describe(path, e))
+            except DeadKernelError as e:
+                failure = NotebookFailed(f"notebook {path}: the kernel died ({e})")
             if executed.exists():
                 (folder / "executed.html").write_text(_html(executed))
             train_run_id = tracking.adopt_training_result(run_id)
@@ -164,6 +168,18 @@ def run_notebook(
     )
 
 
+def _shown(value: Any, literal: bool = False) -> str:
+    """A parameter as a run param: strings bare, anything else as JSON. Defaults come as
+    source text (``'lightgbm'``, ``None``) and are read as Python literals when they are.
+    """
+    if literal:
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return str(value)  # an expression, e.g. Path("data") / "x.parquet"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def logged_notebook(run_id: str, destination: Path) -> tuple[Path, dict[str, Any]]:
     """The notebook a notebook run executed, and the parameters it was given."""
     source = tracking.download_artifact(run_id, SOURCE_ARTIFACT, destination)
@@ -176,15 +192,9 @@ def logged_notebook(run_id: str, destination: Path) -> tuple[Path, dict[str, Any
 def _execute(
     source: Path, executed: Path, parameters: dict[str, Any], env: dict[str, str], on_cell: CellDone
 ) -> None:
-    """Run the notebook with papermill in a fresh kernel of this interpreter.
-
-    An explicit kernelspec pins the kernel to ``sys.executable``: a `python3` kernelspec
-    elsewhere on the machine (user or system Jupyter dirs) would otherwise win.
-    """
+    """Run the notebook with papermill in a fresh kernel of this interpreter."""
     import nbformat
     import papermill
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import KernelManager
 
     cells = sum(c.cell_type == "code" for c in nbformat.read(source, as_version=4).cells)
     total = cells + (1 if parameters else 0)  # papermill injects a cell for the parameters
@@ -195,28 +205,35 @@ def _execute(
         done += 1
         on_cell(done, total)
 
-    with tempfile.TemporaryDirectory(prefix="innflow-kernel-") as kernels, _environment(env):
-        (Path(kernels) / KERNEL).mkdir()
-        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-        spec = {"argv": argv, "display_name": "innflow", "language": "python"}
-        (Path(kernels) / KERNEL / "kernel.json").write_text(json.dumps(spec))
-        manager = KernelManager(
-            kernel_name=KERNEL,
-            kernel_spec_manager=KernelSpecManager(kernel_dirs=[kernels]),
-            transport="ipc",  # local sockets in a private directory, not TCP on localhost
-            ip=str(Path(kernels) / "kernel"),
-        )
+    with tempfile.TemporaryDirectory(prefix="innflow-kernel-") as sockets, _environment(env):
         on_cell(0, total)
-        try:
-            papermill.execute_notebook(
-                str(source), str(executed), parameters=parameters, kernel_name=KERNEL,
-                km=manager, progress_bar=False, on_cell_executed=cell_executed,
-            )  # fmt: skip
-        finally:
-            # nbclient leaves a kernel it was given running; the kernel must be gone before
-            # the run's final status is set (MLflow ends resumed runs when a process exits).
-            if manager.has_kernel:
-                manager.shutdown_kernel()
+        papermill.execute_notebook(
+            str(source), str(executed), parameters=parameters, kernel_name=KERNEL,
+            kernel_manager_class=_kernel_manager(Path(sockets)), progress_bar=False,
+            on_cell_executed=cell_executed,
+        )  # fmt: skip
+
+
+def _kernel_manager(sockets: Path) -> type:
+    """A kernel manager that always starts ``sys.executable``'s ipykernel.
+
+    By name, a `python3` kernelspec in the user's or the system's Jupyter directories could
+    win and bring another interpreter. Sockets are local (IPC) in a private directory rather
+    than TCP ports on localhost.
+    """
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import KernelManager
+
+    class ThisInterpreter(KernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(transport="ipc", ip=str(sockets / "kernel"), **kwargs)
+
+        @property
+        def kernel_spec(self) -> KernelSpec:
+            argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+            return KernelSpec(argv=argv, display_name="innflow", language="python")
+
+    return ThisInterpreter
 
 
 @contextmanager
