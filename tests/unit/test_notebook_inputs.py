@@ -10,7 +10,7 @@ import pytest
 from papermill import PapermillExecutionError
 
 from innflow.errors import ConfigError
-from innflow.workflows.notebook import _describe, _shown, parse_parameters, read_notebook
+from innflow.workflows.notebook import _describe, _param_text, parse_parameters, read_notebook
 
 SOURCE = """# %% tags=["parameters"]
 n = 1
@@ -30,12 +30,12 @@ def test_parameters_are_read_as_yaml_values() -> None:
 
 
 def test_params_show_strings_bare_and_the_rest_as_json() -> None:
-    assert [_shown("'lightgbm'", literal=True), _shown("None", literal=True)] == [
+    assert [_param_text("'lightgbm'", literal=True), _param_text("None", literal=True)] == [
         "lightgbm",
         "null",
     ]
-    assert _shown('Path("a") / "b"', literal=True) == 'Path("a") / "b"'
-    assert [_shown("x"), _shown(40), _shown([1, 2])] == ["x", "40", "[1, 2]"]
+    assert _param_text('Path("a") / "b"', literal=True) == 'Path("a") / "b"'
+    assert [_param_text("x"), _param_text(40), _param_text([1, 2])] == ["x", "40", "[1, 2]"]
 
 
 def test_percent_py_and_ipynb_read_as_the_same_notebook(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_percent_py_and_ipynb_read_as_the_same_notebook(tmp_path: Path) -> None:
     assert cells[0][0] == ("code", "n = 1", ["parameters"])
 
 
-def test_failing_cell_is_shown_around_the_line_that_raised() -> None:
+def test_failing_cell_is_param_text_around_the_line_that_raised() -> None:
     source = "\n".join(f"line_{i} = {i}" for i in range(1, 9)) + "\nboom()\nafter = 1"
     traceback = [
         "\x1b[0;31mNameError\x1b[0m  Traceback (most recent call last)",

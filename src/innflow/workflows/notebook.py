@@ -123,8 +123,8 @@ def run_notebook(
             raise ConfigError(
                 f"{path} has no parameter {', '.join(unknown)}; its parameters: {known}"
             )
-        effective = {name: _shown(p["default"], literal=True) for name, p in declared.items()}
-        effective.update({name: _shown(value) for name, value in parameters.items()})
+        effective = {name: _param_text(p["default"], literal=True) for name, p in declared.items()}
+        effective.update({name: _param_text(value) for name, value in parameters.items()})
         code = provenance.code_state()
         tags = {
             "innflow.kind": "notebook",
@@ -137,24 +137,25 @@ def run_notebook(
             **(extra_tags or {}),
         }
         (folder / "parameters.json").write_text(json.dumps(parameters, indent=2, sort_keys=True))
-        with tracking.run(experiment, f"notebook {path.stem}", tags) as active:
+        label = Path(tags["innflow.notebook_path"])  # reproduce runs a logged copy of it
+        with tracking.run(experiment, f"notebook {label.stem}", tags) as active:
             run_id = active.info.run_id
             tracking.log_params(effective)
             kernel_env = {**tracking.kernel_environment(run_id), "INNFLOW_THREADS": str(threads)}
             executed = folder / "executed.ipynb"
-            failure: NotebookFailed | None = None
+            failure: tuple[str, Exception] | None = None
             try:
                 _execute(source, executed, parameters, kernel_env, on_cell)
             except papermill.PapermillExecutionError as e:
-                failure = NotebookFailed(_describe(path, e))
+                failure = (_describe(label, e), e)
             except DeadKernelError as e:
-                failure = NotebookFailed(f"notebook {path}: the kernel died ({e})")
+                failure = (f"notebook {label}: the kernel died ({e})", e)
             if executed.exists():
                 (folder / "executed.html").write_text(_html(executed))
             train_run_id = tracking.adopt_training_result(run_id)
             tracking.log_results({}, {}, Path(tmp))
             if failure is not None:
-                raise failure
+                raise NotebookFailed(failure[0]) from failure[1]
             recorded = tracking.get_run(run_id)
     return NotebookOutcome(
         run_id=run_id,
@@ -168,7 +169,7 @@ def run_notebook(
     )
 
 
-def _shown(value: Any, literal: bool = False) -> str:
+def _param_text(value: Any, literal: bool = False) -> str:
     """A parameter as a run param: strings bare, anything else as JSON. Defaults come as
     source text (``'lightgbm'``, ``None``) and are read as Python literals when they are.
     """

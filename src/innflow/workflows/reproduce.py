@@ -18,7 +18,7 @@ import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import yaml
@@ -26,9 +26,6 @@ import yaml
 from innflow import config as config_module
 from innflow import provenance, tracking
 from innflow.workflows.train import Prepared, Step, _quiet, prepare, resolve_threads, train
-
-if TYPE_CHECKING:
-    from mlflow.entities import Run
 
 # Context worth reporting; differences here explain a mismatch but do not cause a failure.
 CONTEXT_TAGS = {
@@ -135,7 +132,7 @@ def reproduce(run_id: str, threads: int | None = None, on_step: Step = _quiet) -
     return Report(run_id, outcome.run_id, checks)
 
 
-def _reproduce_notebook(original: Run, threads: int, on_step: Step) -> Report:
+def _reproduce_notebook(original: Any, threads: int, on_step: Step) -> Report:
     """Execute the logged notebook again with the logged parameters, in a fresh kernel."""
     from innflow.workflows.notebook import logged_notebook, run_notebook
 
@@ -190,7 +187,7 @@ def _context_checks(tags: dict[str, str], now: dict[str, str]) -> list[Check]:
 
 
 def _result_checks(
-    original: Run, new_metrics: dict[str, float], new_predictions_sha256: str | None
+    original: Any, new_metrics: dict[str, float], new_predictions_sha256: str | None
 ) -> list[Check]:
     """Every recorded metric (wall-clock durations aside) and the test-prediction hash."""
     checks = []
@@ -212,7 +209,7 @@ def _result_checks(
     return checks
 
 
-def _replay_check(trained: Run, prepared: Prepared) -> Check:
+def _replay_check(trained: Any, prepared: Prepared) -> Check:
     """The training run's logged model, loaded through MLflow, on today's test set."""
     model = tracking.load_pyfunc(tracking.model_uri(trained))
     replayed = model.predict(prepared.features("test"))
