@@ -55,6 +55,7 @@ def adopt_training_result(notebook_run_id: str) -> str | None:
     run; return that child's id (None when the notebook trained nothing).
     """
     import mlflow
+    from mlflow.entities import Metric, RunTag
 
     children = mlflow.search_runs(
         filter_string=f"tags.`mlflow.parentRunId` = '{notebook_run_id}' "
@@ -67,13 +68,10 @@ def adopt_training_result(notebook_run_id: str) -> str | None:
     if not children:
         return None
     child = children[0]
-    client = mlflow.MlflowClient()
-    from mlflow.entities import Metric, RunTag
-
-    now = child.info.end_time or 0
-    client.log_batch(
+    stamp = child.info.end_time or 0
+    mlflow.MlflowClient().log_batch(
         notebook_run_id,
-        metrics=[Metric(k, v, now, 0) for k, v in child.data.metrics.items()],
+        metrics=[Metric(k, v, stamp, 0) for k, v in child.data.metrics.items()],
         tags=[RunTag(k, child.data.tags[k]) for k in ADOPTED_TAGS if k in child.data.tags]
         + [RunTag("innflow.train_run_id", child.info.run_id)],
     )
