@@ -23,13 +23,13 @@ test-fast: setup
 	$(RUN) pytest -m "not slow"
 
 lint: setup
-	$(RUN) ruff check src tests benchmarks
-	$(RUN) ruff format --check src tests benchmarks
+	$(RUN) ruff check src tests benchmarks notebooks
+	$(RUN) ruff format --check src tests benchmarks notebooks
 	$(RUN) mypy src
 
 format: setup
-	$(RUN) ruff format src tests benchmarks
-	$(RUN) ruff check --fix src tests benchmarks
+	$(RUN) ruff format src tests benchmarks notebooks
+	$(RUN) ruff check --fix src tests benchmarks notebooks
 
 bench: setup
 	$(RUN) python benchmarks/train_overhead.py
