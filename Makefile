@@ -2,6 +2,7 @@
 SYSTEM_UV := $(shell command -v uv 2>/dev/null)
 UV := $(if $(SYSTEM_UV),$(SYSTEM_UV),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
+LINTED := src tests benchmarks deploy notebooks
 
 .PHONY: setup setup-airflow run train test test-fast lint format bench ui clean
 
@@ -27,13 +28,13 @@ test-fast: setup
 	$(RUN) pytest -m "not slow"
 
 lint: setup
-	$(RUN) ruff check src tests benchmarks deploy
-	$(RUN) ruff format --check src tests benchmarks deploy
+	$(RUN) ruff check $(LINTED)
+	$(RUN) ruff format --check $(LINTED)
 	$(RUN) mypy src
 
 format: setup
-	$(RUN) ruff format src tests benchmarks deploy
-	$(RUN) ruff check --fix src tests benchmarks deploy
+	$(RUN) ruff format $(LINTED)
+	$(RUN) ruff check --fix $(LINTED)
 
 bench: setup
 	$(RUN) python benchmarks/train_overhead.py

@@ -41,3 +41,9 @@ class GateFailed(InnflowError):
     """A candidate model did not pass the promotion gate (a normal outcome)."""
 
     exit_code = 3
+
+
+class NotebookFailed(InnflowError):
+    """A cell of an executed notebook raised; the run is marked FAILED."""
+
+    exit_code = 1

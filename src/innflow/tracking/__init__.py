@@ -13,6 +13,12 @@ from innflow.tracking.logged_models import (
     model_uri,
     trusted_types,
 )
+from innflow.tracking.notebooks import (
+    NOTEBOOK_RUN_ENV,
+    adopt_training_result,
+    kernel_environment,
+    notebook_run_id,
+)
 from innflow.tracking.registry import (
     AUDIT_EXPERIMENT,
     alias_version,
@@ -45,11 +51,12 @@ from innflow.tracking.runs import (
 from innflow.tracking.store import DEFAULT_STORE, connect, mlflow_uri, resolve_store
 
 __all__ = [
-    "AUDIT_EXPERIMENT", "CONFIG_ARTIFACT", "DEFAULT_STORE", "MODEL_NAME", "TRUSTED_PREFIXES",
-    "alias_version", "connect", "delete_alias", "describe_model", "download_artifact",
-    "find_finished_run", "get_run", "load_for_serving", "load_pyfunc", "log_child_run",
-    "log_datasets", "log_model", "log_params", "log_results", "log_run_text", "log_setup",
-    "mlflow_uri", "model_uri", "model_version", "moves", "read_config_text", "record_move",
+    "AUDIT_EXPERIMENT", "CONFIG_ARTIFACT", "DEFAULT_STORE", "MODEL_NAME", "NOTEBOOK_RUN_ENV",
+    "TRUSTED_PREFIXES", "adopt_training_result", "alias_version", "connect", "delete_alias",
+    "describe_model", "download_artifact", "find_finished_run", "get_run", "kernel_environment",
+    "load_for_serving", "load_pyfunc", "log_child_run", "log_datasets", "log_model",
+    "log_params", "log_results", "log_run_text", "log_setup", "mlflow_uri", "model_uri",
+    "model_version", "moves", "notebook_run_id", "read_config_text", "record_move",
     "register_version", "resolve_store", "run", "runs_of_kind", "schema_sample", "set_alias",
     "set_version_tags", "top_runs", "trusted_types", "versions",
 ]  # fmt: skip

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from innflow.errors import RunNotFoundError, TrackingError
+from innflow.tracking.notebooks import resume_notebook_run
 from innflow.tracking.store import _known_mlflow_noise, _reason
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ def run(
     from mlflow.exceptions import MlflowException
 
     try:
+        if parent_run_id is not None:
+            resume_notebook_run(parent_run_id)
         mlflow.set_experiment(experiment)
         active = mlflow.start_run(
             run_name=run_name,

@@ -261,6 +261,8 @@ def train(
         params = flatten(config.to_dict())
         params["input_columns"] = ",".join(prepared.input_columns)
         run_name = config.tracking.run_name
+        # Inside `innflow notebook run`, the training becomes a child of the notebook's run.
+        parent_run_id = parent_run_id or tracking.notebook_run_id()
         with tracking.run(config.tracking.experiment, run_name, tags, parent_run_id) as active:
             tracking.log_setup(config.to_yaml(), params, tags, artifacts)
             tracking.log_datasets(

@@ -1,0 +1,78 @@
+"""How a notebook run and the runs its kernel opens fit together.
+
+`innflow notebook run` opens one run and hands its id to the kernel in two variables:
+``MLFLOW_RUN_ID``, so plain ``mlflow.log_*`` calls in cells land in the notebook run (MLflow
+resumes that run on first use and then deletes the variable), and ``INNFLOW_NOTEBOOK_RUN_ID``,
+which stays, so every `innflow` training in the kernel becomes a child of the notebook run.
+Afterwards the notebook run adopts the result of its last training (metrics, prediction
+hash, model) so that `reproduce` can compare notebook runs exactly like training runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+NOTEBOOK_RUN_ENV = "INNFLOW_NOTEBOOK_RUN_ID"
+
+# Result tags of a training run that the notebook run carries as its own.
+ADOPTED_TAGS = (
+    "innflow.predictions_sha256", "innflow.data_sha256", "innflow.data_path",
+    "innflow.config_sha256", "innflow.model_kind", "innflow.threshold",
+)  # fmt: skip
+
+
+def notebook_run_id() -> str | None:
+    """The run of the notebook this process executes in, if any."""
+    return os.environ.get(NOTEBOOK_RUN_ENV) or None
+
+
+def kernel_environment(run_id: str) -> dict[str, str]:
+    """Variables a notebook's kernel needs to log into (and under) run ``run_id``."""
+    import mlflow
+
+    return {
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+        "MLFLOW_RUN_ID": run_id,
+        NOTEBOOK_RUN_ENV: run_id,
+    }
+
+
+def resume_notebook_run(parent_run_id: str) -> None:
+    """Make the notebook run active before nesting under it.
+
+    While ``MLFLOW_RUN_ID`` is still set, `mlflow.start_run` resumes that run whatever
+    ``parent_run_id`` says; resuming it first (as a cell's first ``mlflow.log_*`` would)
+    lets the next run nest under it.
+    """
+    import mlflow
+
+    if os.environ.get("MLFLOW_RUN_ID") == parent_run_id and mlflow.active_run() is None:
+        mlflow.start_run()
+
+
+def adopt_training_result(notebook_run_id: str) -> str | None:
+    """Copy the last finished training child's metrics and result tags onto the notebook
+    run; return that child's id (None when the notebook trained nothing).
+    """
+    import mlflow
+    from mlflow.entities import Metric, RunTag
+
+    children = mlflow.search_runs(
+        filter_string=f"tags.`mlflow.parentRunId` = '{notebook_run_id}' "
+        "and tags.`innflow.kind` = 'train' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+        search_all_experiments=True,  # the training may use another experiment
+    )
+    if not children:
+        return None
+    child = children[0]
+    stamp = child.info.end_time or 0
+    mlflow.MlflowClient().log_batch(
+        notebook_run_id,
+        metrics=[Metric(k, v, stamp, 0) for k, v in child.data.metrics.items()],
+        tags=[RunTag(k, child.data.tags[k]) for k in ADOPTED_TAGS if k in child.data.tags]
+        + [RunTag("innflow.train_run_id", child.info.run_id)],
+    )
+    return child.info.run_id
