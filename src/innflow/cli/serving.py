@@ -71,18 +71,17 @@ def score(
     source: Annotated[Path, typer.Argument(help="Parquet or CSV bookings.")],
     target: Annotated[Path, typer.Argument(help="Output .parquet or .csv.")],
     model_uri: ModelUriOption = "models:/hotel-booking-cancellation@production",
-    engine: Annotated[str, typer.Option("--engine", help="local (spark: not yet).")] = "local",
+    engine: Annotated[
+        str, typer.Option("--engine", help="local, or spark (mlflow.pyfunc.spark_udf).")
+    ] = "local",
     as_json: JsonOption = False,
 ) -> None:
     """Batch scoring: the input columns plus probability, decision, version and error."""
-    from innflow.errors import ConfigError
-    from innflow.workflows.serve import score_file
+    from innflow.workflows.score import score_file
 
-    if engine != "local":
-        raise ConfigError(f"engine {engine!r} is not available yet: use --engine local")
     with StepLog() as progress:
-        progress(f"scoring {source} with {model_uri}")
-        outcome = score_file(model_uri, source, target)
+        progress(f"scoring {source} with {model_uri} ({engine})")
+        outcome = score_file(model_uri, source, target, engine)
     payload = {"rows": outcome.rows, "scored": outcome.scored, "rejected": outcome.rejected,
                "seconds": round(outcome.seconds, 3), "model_version": outcome.model_version,
                "output": str(target)}  # fmt: skip

@@ -95,6 +95,17 @@ def check(frame: pd.DataFrame, columns: list[str], limit: int = 20) -> list[Fiel
     return errors[:limit]
 
 
+def row_errors(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Per row the first problem ("adults: value negative"), or "" for a row that can be
+    scored: the rules of `check`, for batch scoring that keeps bad rows instead of
+    refusing the request.
+    """
+    reasons = np.full(len(frame), "", dtype=object)
+    for column, problem, mask in data.row_problems(frame, tuple(columns)):
+        reasons[mask & (reasons == "")] = f"{column}: value {problem.removeprefix('are ')}"
+    return reasons
+
+
 def score(model: LoadedModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities (both classes, as MLflow's pyfunc returns them) and decisions."""
     if model.fast is not None and len(frame) <= FAST_ROWS:

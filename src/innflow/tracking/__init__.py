@@ -41,6 +41,7 @@ from innflow.tracking.runs import (
     schema_sample,
     top_runs,
 )
+from innflow.tracking.spark import probability_udf, spark_session
 from innflow.tracking.store import DEFAULT_STORE, connect, mlflow_uri, resolve_store
 
 __all__ = [
@@ -48,7 +49,7 @@ __all__ = [
     "alias_version", "connect", "delete_alias", "describe_model", "download_artifact",
     "find_finished_run", "get_run", "load_for_serving", "load_pyfunc", "log_child_run",
     "log_datasets", "log_model", "log_params", "log_results", "log_run_text", "log_setup",
-    "mlflow_uri", "model_uri", "model_version", "moves", "read_config_text", "record_move",
-    "register_version", "resolve_store", "run", "schema_sample", "set_alias",
-    "set_version_tags", "top_runs", "trusted_types", "versions",
+    "mlflow_uri", "model_uri", "model_version", "moves", "probability_udf", "read_config_text",
+    "record_move", "register_version", "resolve_store", "run", "schema_sample", "set_alias",
+    "set_version_tags", "spark_session", "top_runs", "trusted_types", "versions",
 ]  # fmt: skip
