@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from innflow.serving import core, parsing
 from innflow.serving.app import Settings, create_app
 from innflow.workflows.score import score_file
 from innflow.workflows.serve import load
@@ -153,10 +154,23 @@ def test_fast_path_is_bit_identical_to_the_pipeline(registered) -> None:
 
     model, _, _, _ = registered
     frame = pd.read_parquet(SAMPLE)[model.columns]
-    records = json.loads(frame.to_json(orient="records"))
     assert model.fast is not None
-    fast = FastScorer(model.pipeline).predict_proba(records)
-    assert fast.tobytes() == model.pipeline.predict_proba(frame).tobytes()
+    expected = model.pipeline.predict_proba(frame).tobytes()
+    whole = FastScorer(model.pipeline).predict_proba(core.columns_of(frame, model.columns))
+    assert whole.tobytes() == expected
+    # as the service sees them: parsed from JSON, a few bookings a request
+    records = json.loads(frame.to_json(orient="records"))
+    parts = []
+    for start in range(0, len(records), 500):
+        size = 1 + start % 97  # 1..97 bookings: both lookup strategies
+        batch = parsing.batch_from_json(
+            json.dumps({"inputs": records[start : start + size]}).encode()
+        )
+        errors, arrays = core.check(batch, model.columns)
+        assert errors == []
+        parts.append(core.score(model, arrays)[0])
+        expected_part = model.pipeline.predict_proba(frame.iloc[start : start + size])
+        assert parts[-1].tobytes() == expected_part.tobytes()
 
 
 def test_prediction_log_keeps_every_scored_booking(registered, tmp_path) -> None:

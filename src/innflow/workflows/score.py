@@ -59,8 +59,9 @@ def _score_local(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
     reasons = core.row_errors(inputs, model.columns)
     good = reasons == ""
     probability = np.full(len(frame), np.nan)
-    if good.any():
-        probability[good] = model.pipeline.predict_proba(inputs[good])[:, 1]
+    if good.any():  # the service's path: pandas-free when the model kind allows, same numbers
+        proba, _ = core.score(model, core.columns_of(inputs[good], model.columns))
+        probability[good] = proba[:, 1]
     out = frame.copy()
     out["probability"] = probability
     decision = pd.array(probability >= model.threshold, dtype="boolean")
