@@ -149,8 +149,15 @@ def _column_checks(series: Any, kind: str, nullable: bool) -> list[tuple[str, np
     Works on one numpy array per column: a request of one booking must not pay for a
     dozen pandas Series per column.
     """
-    values = series.to_numpy() if isinstance(series, pd.Series) else np.asarray(series)
-    null = np.asarray(pd.isna(values), dtype=bool)
+    if isinstance(series, pd.Series):  # extension dtypes (nullable ints, booleans) included
+        values = series.to_numpy()
+        is_bool = pd.api.types.is_bool_dtype(series)
+        is_numeric = pd.api.types.is_numeric_dtype(series)
+    else:  # the service's arrays: the dtype's kind says it, without pandas' dtype machinery
+        values = np.asarray(series)
+        is_bool, is_numeric = values.dtype.kind == "b", values.dtype.kind in "iuf"
+    floats = values.dtype.kind == "f"
+    null = np.isnan(values) if floats else np.asarray(pd.isna(values), dtype=bool)
     checks = [("are null", null)] if not nullable else []
     present = ~null
     if kind == "str":
@@ -158,11 +165,11 @@ def _column_checks(series: Any, kind: str, nullable: bool) -> list[tuple[str, np
             return checks
         text = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
         return [*checks, ("are not text", present & ~text)]
-    if pd.api.types.is_bool_dtype(series):
+    if is_bool:
         return [*checks, ("are not numbers", present)]
-    if pd.api.types.is_numeric_dtype(series):
+    if is_numeric:
         numeric = present
-        numbers = values.astype("float64")
+        numbers = values if values.dtype == np.float64 else values.astype("float64")
     else:
         ok = np.fromiter((_is_number(v) for v in values), dtype=bool, count=len(values))
         numeric = present & ok
@@ -181,7 +188,7 @@ def _column_checks(series: Any, kind: str, nullable: bool) -> list[tuple[str, np
         if kind == "count":
             checks.append(("are negative", numeric & (numbers < 0)))
         if kind == "binary":
-            checks.append(("are not 0 or 1", numeric & ~np.isin(numbers, [0, 1])))
+            checks.append(("are not 0 or 1", numeric & (numbers != 0) & (numbers != 1)))
         if kind == "float":
             checks.append(("are infinite", numeric & np.isinf(numbers)))
     return checks

@@ -55,7 +55,7 @@ def serve(
         os.environ["INNFLOW_MODEL_URI"] = model_uri
         load(model_uri)  # fail here, once and clearly, rather than in every worker
         uvicorn.run("innflow.workflows.serve:app_from_environment", factory=True, host=host,
-                    port=port, workers=workers, log_level="warning")  # fmt: skip
+                    port=port, workers=workers, log_level="warning", access_log=False)  # fmt: skip
         return
     from innflow.workflows.serve import build_app
 
@@ -63,7 +63,7 @@ def serve(
         model_uri, routes or [], shadows or [], model_name, prediction_log, reload_seconds
     )
     err.print(f"serving {serving} on http://{host}:{port}")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 @app.command()
