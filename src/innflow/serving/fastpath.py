@@ -41,7 +41,9 @@ def category_text(values: np.ndarray) -> np.ndarray:
         numbers = values.astype("float64")
         whole = np.nan_to_num(numbers).astype("int64").astype(str)
         return np.where(np.isnan(numbers), "none", whole).astype(object)
-    return np.array([v if isinstance(v, str) else "none" for v in values], dtype=object)
+    text = np.array(values, dtype=object)  # validated: text or null
+    text[pd.isna(text)] = "none"
+    return text
 
 
 class LookupTable:
