@@ -143,9 +143,16 @@ def scoring_routes(corpus_client) -> list[tuple[str, str]]:
     """The POST routes of the app's own OpenAPI document that take bookings."""
     client, _ = corpus_client
     paths = client.get("/openapi.json").json()["paths"]
-    routes = [(p, m.upper()) for p, ops in paths.items() for m in ops]
-    scoring = [r for r in routes if r[1] == "POST" and r[0] != "/admin/reload"]
+    scoring = [
+        (path, method.upper())
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+    ]
     assert {"/invocations", "/predict"} <= {path for path, _ in scoring}
+    for path, method in scoring:  # the content types the corpus speaks are the documented ones
+        documented = paths[path][method.lower()]["requestBody"]["content"]
+        assert set(documented) == {"application/json", "text/csv"}
     return scoring
 
 

@@ -235,12 +235,12 @@ def create_app(
             body = {"threshold": variant.model.threshold, "predictions": results}
         return finish(endpoint, started, FastJSONResponse(body), variant)
 
-    @app.post("/invocations")
+    @app.post("/invocations", openapi_extra=parsing.OPENAPI_BODY)
     async def invocations(request: Request) -> Response:
         """MLflow's scoring protocol: {"predictions": [[p(stay), p(cancel)], ...]}."""
         return await answer("invocations", request)
 
-    @app.post("/predict")
+    @app.post("/predict", openapi_extra=parsing.OPENAPI_BODY)
     async def predict(request: Request, explain: bool = False) -> Response:
         """Per booking: probability of cancellation, decision at the model's threshold,
         version and variant; with explain=true the top contributing features.

@@ -19,6 +19,40 @@ from pydantic_core import from_json
 JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
+_RECORDS = {"type": "array", "items": {"type": "object"}, "description": "one object a booking"}
+# The request body in the OpenAPI document (the routes read it themselves: one parser for
+# JSON and CSV, and errors that name row and field).
+OPENAPI_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "MLflow's scoring protocol: exactly one of these keys",
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                    "properties": {
+                        "dataframe_split": {
+                            "type": "object",
+                            "required": ["columns", "data"],
+                            "properties": {
+                                "columns": {"type": "array", "items": {"type": "string"}},
+                                "data": {"type": "array", "items": {"type": "array"}},
+                            },
+                        },
+                        "dataframe_records": _RECORDS,
+                        "instances": _RECORDS,
+                        "inputs": {"oneOf": [_RECORDS, {"type": "object"}]},
+                    },
+                }
+            },
+            "text/csv": {"schema": {"type": "string", "description": "a header row"}},
+        },
+    }
+}
+
+
 class RequestError(Exception):
     """A request the service refuses: HTTP status and a JSON-able body."""
 
