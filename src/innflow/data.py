@@ -7,8 +7,11 @@ many rows fail, because the person reading the error has to go and fix the file.
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -125,14 +128,36 @@ def _is_number(value: object) -> bool:
     )
 
 
-def _column_checks(series: pd.Series, kind: str, nullable: bool) -> list[tuple[str, np.ndarray]]:
-    """(problem, mask of failing rows) for one column; each row fails at most once.
+def _as_float(value: object) -> float:
+    """A number as float; integers beyond float range become +-inf (then refused)."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.copysign(math.inf, value)  # type: ignore[arg-type]
+
+
+# Beyond these no value is a booking, and date arithmetic would overflow: whole numbers
+# must fit 32 bits, and nobody books more than ten years ahead.
+MAX_WHOLE = 2**31 - 1
+MAX_LEAD_DAYS = 3_653
+
+
+def _column_checks(series: Any, kind: str, nullable: bool) -> list[tuple[str, np.ndarray]]:
+    """(problem, mask of failing rows) for one column (a Series or a numpy array); each row
+    fails at most once.
 
     Works on one numpy array per column: a request of one booking must not pay for a
     dozen pandas Series per column.
     """
-    values = series.to_numpy()
-    null = np.asarray(pd.isna(values), dtype=bool)
+    if isinstance(series, pd.Series):  # extension dtypes (nullable ints, booleans) included
+        values = series.to_numpy()
+        is_bool = pd.api.types.is_bool_dtype(series)
+        is_numeric = pd.api.types.is_numeric_dtype(series)
+    else:  # the service's arrays: the dtype's kind says it, without pandas' dtype machinery
+        values = np.asarray(series)
+        is_bool, is_numeric = values.dtype.kind == "b", values.dtype.kind in "iuf"
+    floats = values.dtype.kind == "f"
+    null = np.isnan(values) if floats else np.asarray(pd.isna(values), dtype=bool)
     checks = [("are null", null)] if not nullable else []
     present = ~null
     if kind == "str":
@@ -140,25 +165,30 @@ def _column_checks(series: pd.Series, kind: str, nullable: bool) -> list[tuple[s
             return checks
         text = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
         return [*checks, ("are not text", present & ~text)]
-    if pd.api.types.is_bool_dtype(series):
+    if is_bool:
         return [*checks, ("are not numbers", present)]
-    if pd.api.types.is_numeric_dtype(series):
+    if is_numeric:
         numeric = present
-        numbers = values.astype("float64")
+        numbers = values if values.dtype == np.float64 else values.astype("float64")
     else:
         ok = np.fromiter((_is_number(v) for v in values), dtype=bool, count=len(values))
         numeric = present & ok
         checks.append(("are not numbers", present & ~numeric))
         numbers = np.array(
-            [float(v) if good else np.nan for v, good in zip(values, numeric, strict=True)]
+            [_as_float(v) if good else np.nan for v, good in zip(values, numeric, strict=True)],
+            dtype="float64",
         )
     with np.errstate(invalid="ignore"):
         if kind in ("int", "count", "binary"):
-            checks.append(("are not whole numbers", numeric & (numbers != np.floor(numbers))))
+            whole = np.isfinite(numbers) & (numbers == np.floor(numbers))
+            checks.append(("are not whole numbers", numeric & ~whole))
+            checks.append(
+                (f"are beyond +-{MAX_WHOLE}", numeric & whole & (np.abs(numbers) > MAX_WHOLE))
+            )
         if kind == "count":
             checks.append(("are negative", numeric & (numbers < 0)))
         if kind == "binary":
-            checks.append(("are not 0 or 1", numeric & ~np.isin(numbers, [0, 1])))
+            checks.append(("are not 0 or 1", numeric & (numbers != 0) & (numbers != 1)))
         if kind == "float":
             checks.append(("are infinite", numeric & np.isinf(numbers)))
     return checks
@@ -182,9 +212,10 @@ def _impossible_dates(years: np.ndarray, months: np.ndarray, days: np.ndarray) -
 
 
 def row_problems(
-    frame: pd.DataFrame, columns: tuple[str, ...]
+    frame: pd.DataFrame | Mapping[str, Any], columns: tuple[str, ...]
 ) -> list[tuple[str, str, np.ndarray]]:
-    """Every (column, problem, failing-rows mask) in ``frame``: types, nulls and domains.
+    """Every (column, problem, failing-rows mask) in ``frame`` (a DataFrame, or columns as
+    numpy arrays as the service parses them): types, nulls and domains.
 
     Shared by file validation (which counts rows) and the scoring service (which names
     them). Date checks run only when the date parts themselves are well-formed.
@@ -195,25 +226,28 @@ def row_problems(
         for problem, mask in _column_checks(frame[name], kind, nullable):
             if mask.any():
                 found.append((name, problem, mask))
+    if "lead_time" in columns and not found:
+        far = np.asarray(frame["lead_time"], dtype="float64") > MAX_LEAD_DAYS
+        if far.any():
+            found.append(("lead_time", f"are over {MAX_LEAD_DAYS} days", far))
     if found or not {"arrival_date_month", "arrival_date_day_of_month"} <= set(columns):
         return found
-    months = frame["arrival_date_month"]
-    unknown = (~months.isin(MONTHS)).to_numpy()
+    months = np.asarray(frame["arrival_date_month"], dtype=object)
+    month_numbers = np.array([MONTH_NUMBER.get(m, np.nan) for m in months], dtype="float64")
+    unknown = np.isnan(month_numbers)
     if unknown.any():
-        examples = ", ".join(repr(m) for m in months[unknown].unique()[:3])
+        examples = ", ".join(repr(m) for m in pd.unique(months[unknown])[:3])
         found.append(("arrival_date_month", f"are not month names ({examples})", unknown))
-    days = frame["arrival_date_day_of_month"].to_numpy()
+    days = np.asarray(frame["arrival_date_day_of_month"], dtype="float64")
     if (bad := (days < 1) | (days > 31)).any():
         found.append(("arrival_date_day_of_month", "outside 1..31", bad))
     if "arrival_date_week_number" in columns:
-        weeks = frame["arrival_date_week_number"].to_numpy()
+        weeks = np.asarray(frame["arrival_date_week_number"], dtype="float64")
         if (bad := (weeks < 1) | (weeks > 53)).any():
             found.append(("arrival_date_week_number", "outside 1..53", bad))
     if not found and "arrival_date_year" in columns:
         invalid = _impossible_dates(
-            frame["arrival_date_year"].to_numpy(dtype="float64"),
-            frame["arrival_date_month"].map(MONTH_NUMBER).to_numpy(dtype="float64"),
-            frame["arrival_date_day_of_month"].to_numpy(dtype="float64"),
+            np.asarray(frame["arrival_date_year"], dtype="float64"), month_numbers, days
         )
         if invalid.any():
             found.append(("arrival date", "do not form a valid date", invalid))

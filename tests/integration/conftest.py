@@ -82,3 +82,39 @@ def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Calla
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="package")
+def registered(tmp_path_factory):
+    """A LightGBM model on production and a logreg on staging (sample data, FAST sizes),
+    trained once for the package; yields (loaded production model, 20 test bookings,
+    production version, store directory)."""
+    from innflow import config
+    from innflow.workflows.registry import move_alias, register
+    from innflow.workflows.serve import load
+    from innflow.workflows.train import prepare, train
+
+    path = tmp_path_factory.mktemp("serving")
+    shutil.copy(SAMPLE, path / "bookings.parquet")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(path)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+        cfg = config.load(None, [f"data.path={path / 'bookings.parquet'}", *FAST["lightgbm"]])
+        run = train(cfg, 1)
+        version, _ = register(run.run_id, cfg)
+        move_alias(cfg, version, "production", "tester", "serving test", force=True)
+        model = load("models:/hotel-booking-cancellation@production")
+        other = config.load(None, [f"data.path={path / 'bookings.parquet'}", "model.kind=logreg"])
+        second, _ = register(train(other, 1).run_id, other)
+        move_alias(other, second, "staging", "tester", "serving test", force=True)
+        bookings = prepare(cfg).features("test").head(20).reset_index(drop=True)
+    return model, bookings, version, path
+
+
+@pytest.fixture
+def registry(registered, monkeypatch: pytest.MonkeyPatch):
+    """``registered``, with this test pointed at its store (environment and directory)."""
+    path = registered[3]
+    monkeypatch.chdir(path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+    return registered

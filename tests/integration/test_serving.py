@@ -1,40 +1,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from innflow import config
+from innflow.serving import core, parsing
 from innflow.serving.app import Settings, create_app
-from innflow.workflows.registry import move_alias, register
-from innflow.workflows.serve import load, score_file
-from innflow.workflows.train import prepare, train
+from innflow.workflows.score import score_file
+from innflow.workflows.serve import load
 from tests.conftest import SAMPLE
-from tests.integration.conftest import FAST
-
-
-@pytest.fixture(scope="module")
-def registered(tmp_path_factory):
-    """One registered model on the production alias, loaded once for the module."""
-    path = tmp_path_factory.mktemp("serving")
-    shutil.copy(SAMPLE, path / "bookings.parquet")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(path)
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
-        cfg = config.load(None, [f"data.path={path / 'bookings.parquet'}", *FAST["lightgbm"]])
-        run = train(cfg, 1)
-        version, _ = register(run.run_id, cfg)
-        move_alias(cfg, version, "production", "tester", "serving test", force=True)
-        model = load("models:/hotel-booking-cancellation@production")
-        other = config.load(None, [f"data.path={path / 'bookings.parquet'}", "model.kind=logreg"])
-        second, _ = register(train(other, 1).run_id, other)
-        move_alias(other, second, "staging", "tester", "serving test", force=True)
-        bookings = prepare(cfg).features("test").head(20).reset_index(drop=True)
-        yield model, bookings, version, path
 
 
 @pytest.fixture
@@ -156,9 +133,8 @@ def test_metadata_health_and_metrics(served) -> None:
     assert client.get("/openapi.json").status_code == 200
 
 
-def test_batch_score_equals_in_process_and_keeps_bad_rows(registered, monkeypatch) -> None:
-    model, bookings, version, path = registered
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+def test_batch_score_equals_in_process_and_keeps_bad_rows(registry) -> None:
+    model, bookings, version, path = registry
     frame = bookings.copy()
     frame.loc[3, "adults"] = -2
     source, target = path / "in.csv", path / "out.parquet"
@@ -178,10 +154,23 @@ def test_fast_path_is_bit_identical_to_the_pipeline(registered) -> None:
 
     model, _, _, _ = registered
     frame = pd.read_parquet(SAMPLE)[model.columns]
-    records = json.loads(frame.to_json(orient="records"))
     assert model.fast is not None
-    fast = FastScorer(model.pipeline).predict_proba(records)
-    assert fast.tobytes() == model.pipeline.predict_proba(frame).tobytes()
+    expected = model.pipeline.predict_proba(frame).tobytes()
+    whole = FastScorer(model.pipeline).predict_proba(core.columns_of(frame, model.columns))
+    assert whole.tobytes() == expected
+    # as the service sees them: parsed from JSON, a few bookings a request
+    records = json.loads(frame.to_json(orient="records"))
+    parts = []
+    for start in range(0, len(records), 500):
+        size = 1 + start % 97  # 1..97 bookings: both lookup strategies
+        batch = parsing.batch_from_json(
+            json.dumps({"inputs": records[start : start + size]}).encode()
+        )
+        errors, arrays = core.check(batch, model.columns)
+        assert errors == []
+        parts.append(core.score(model, arrays)[0])
+        expected_part = model.pipeline.predict_proba(frame.iloc[start : start + size])
+        assert parts[-1].tobytes() == expected_part.tobytes()
 
 
 def test_prediction_log_keeps_every_scored_booking(registered, tmp_path) -> None:
@@ -214,10 +203,10 @@ def test_broken_prediction_log_never_fails_a_request(registered, tmp_path) -> No
     assert dropped == 6
 
 
-def test_ab_split_is_sticky_and_shadow_is_logged_never_returned(registered, tmp_path) -> None:
+def test_ab_split_is_sticky_and_shadow_is_logged_never_returned(registry, tmp_path) -> None:
     from innflow.serving.routing import Router, Variant
 
-    production, bookings, version, _ = registered
+    production, bookings, version, _ = registry
     staging = load("models:/hotel-booking-cancellation@staging")
     router = Router([Variant("production", production, 0.5), Variant("staging", staging, 0.5)])
     with TestClient(create_app(router)) as client:
@@ -246,13 +235,13 @@ def test_ab_split_is_sticky_and_shadow_is_logged_never_returned(registered, tmp_
 
 
 @pytest.fixture
-def reloadable(registered):
+def reloadable(registry):
     """An app over the production alias with a registry source; aliases restored after."""
     from mlflow.tracking import MlflowClient
 
     from innflow.workflows.serve import RegistrySource
 
-    _, bookings, version, _ = registered
+    _, bookings, version, _ = registry
     source = RegistrySource("hotel-booking-cancellation", ["production=100"], [])
     app = create_app(source.load(), Settings(admin_token="s3cret"), source)
     client = MlflowClient()

@@ -197,3 +197,27 @@ def test_impossible_dates_by_hand() -> None:
     problems = data.row_problems(frame, tuple(frame.columns))
     assert mask == ["do not form a valid date"]
     assert problems[0][2].tolist() == [False, True, False, True, True]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        ("lead_time", np.inf, "are not whole numbers"),
+        ("lead_time", 1e300, "are beyond"),
+        ("lead_time", 5_000, "are over 3653 days"),
+        ("arrival_date_year", 2**40, "are beyond"),
+        ("agent", np.inf, "are not whole numbers"),
+        ("adr", np.inf, "are infinite"),
+    ],
+)
+def test_values_no_booking_has_are_refused(tiny_frame, column, value, problem) -> None:
+    frame = tiny_frame.drop(columns=["is_canceled"]).astype({column: "float64"})
+    frame.loc[2, column] = value
+    columns = tuple(frame.columns)
+    found = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in data.row_problems(frame, columns)]
+    assert [(c, p.split(" (")[0][: len(problem)], rows) for c, p, rows in found] == [
+        (column, problem, [2])
+    ]
+    arrays = {c: frame[c].to_numpy() for c in columns}  # the service's form: same verdict
+    again = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in data.row_problems(arrays, columns)]
+    assert again == found

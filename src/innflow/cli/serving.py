@@ -55,7 +55,7 @@ def serve(
         os.environ["INNFLOW_MODEL_URI"] = model_uri
         load(model_uri)  # fail here, once and clearly, rather than in every worker
         uvicorn.run("innflow.workflows.serve:app_from_environment", factory=True, host=host,
-                    port=port, workers=workers, log_level="warning")  # fmt: skip
+                    port=port, workers=workers, log_level="warning", access_log=False)  # fmt: skip
         return
     from innflow.workflows.serve import build_app
 
@@ -63,7 +63,7 @@ def serve(
         model_uri, routes or [], shadows or [], model_name, prediction_log, reload_seconds
     )
     err.print(f"serving {serving} on http://{host}:{port}")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 @app.command()
@@ -71,18 +71,17 @@ def score(
     source: Annotated[Path, typer.Argument(help="Parquet or CSV bookings.")],
     target: Annotated[Path, typer.Argument(help="Output .parquet or .csv.")],
     model_uri: ModelUriOption = "models:/hotel-booking-cancellation@production",
-    engine: Annotated[str, typer.Option("--engine", help="local (spark: not yet).")] = "local",
+    engine: Annotated[
+        str, typer.Option("--engine", help="local, or spark (mlflow.pyfunc.spark_udf).")
+    ] = "local",
     as_json: JsonOption = False,
 ) -> None:
     """Batch scoring: the input columns plus probability, decision, version and error."""
-    from innflow.errors import ConfigError
-    from innflow.workflows.serve import score_file
+    from innflow.workflows.score import score_file
 
-    if engine != "local":
-        raise ConfigError(f"engine {engine!r} is not available yet: use --engine local")
     with StepLog() as progress:
-        progress(f"scoring {source} with {model_uri}")
-        outcome = score_file(model_uri, source, target)
+        progress(f"scoring {source} with {model_uri} ({engine})")
+        outcome = score_file(model_uri, source, target, engine)
     payload = {"rows": outcome.rows, "scored": outcome.scored, "rejected": outcome.rejected,
                "seconds": round(outcome.seconds, 3), "model_version": outcome.model_version,
                "output": str(target)}  # fmt: skip

@@ -7,6 +7,7 @@ and field where there is one); the handlers never let an exception become a 500.
 from __future__ import annotations
 
 import hmac
+import json
 import threading
 import time
 import uuid
@@ -21,12 +22,23 @@ import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic_core import to_json
 
 from innflow import __version__
 from innflow.serving import core, parsing
 from innflow.serving.metrics import ServiceMetrics
 from innflow.serving.prediction_log import PredictionLog
 from innflow.serving.routing import Router, Variant
+
+
+class FastJSONResponse(JSONResponse):
+    """JSON through pydantic-core's serializer: a 1,000-booking answer costs a fraction of
+    the stdlib's time, and floats keep their shortest round-trip form (what MLflow sends).
+    """
+
+    def render(self, content: Any) -> bytes:
+        """Serialize (NaN and infinities as null, which JSON cannot carry)."""
+        return to_json(content)
 
 
 @dataclass(frozen=True)
@@ -132,26 +144,29 @@ def create_app(
     install(model_source if isinstance(model_source, Router) else Router.single(model_source))
     metrics.reloads.labels("loaded").inc()
 
-    async def read_request(request: Request) -> tuple[pd.DataFrame, Variant]:
+    async def read_request(request: Request) -> tuple[dict[str, np.ndarray], Variant]:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
             raise parsing.RequestError(413, f"body over {settings.max_body_bytes} bytes")
         body = await request.body()
         if len(body) > settings.max_body_bytes:
             raise parsing.RequestError(413, f"body over {settings.max_body_bytes} bytes")
-        frame = parsing.parse(request.headers.get("content-type"), body)
-        if len(frame) > settings.max_rows:
+        batch = parsing.parse(request.headers.get("content-type"), body)
+        if batch.rows > settings.max_rows:
             raise parsing.RequestError(
-                413, f"{len(frame)} rows; at most {settings.max_rows} a request"
+                413, f"{batch.rows} rows; at most {settings.max_rows} a request"
             )
-        key = request.headers.get("x-routing-key")
-        if key is None and not frame.empty:
-            key = frame.iloc[0].to_json()
-        variant = app.state.router.choose(key or "")
-        errors = core.check(frame, variant.model.columns)
+        router = app.state.router
+        variant = router.live[0]
+        if len(router.live) > 1:
+            key = request.headers.get("x-routing-key")
+            if key is None:  # sticky by the booking itself
+                key = json.dumps(batch.first_row(), sort_keys=True, default=str)
+            variant = router.choose(key)
+        errors, arrays = core.check(batch, variant.model.columns)
         if errors:
             raise parsing.RequestError(400, "invalid input", [e.to_dict() for e in errors])
-        return frame, variant
+        return arrays, variant
 
     def finish(
         endpoint: str, started: float, response: Response, variant: Variant | None
@@ -165,7 +180,7 @@ def create_app(
 
     def record(
         variant: Variant,
-        frame: pd.DataFrame,
+        arrays: dict[str, np.ndarray],
         proba: np.ndarray,
         decisions: np.ndarray,
         request_id: str,
@@ -176,7 +191,7 @@ def create_app(
         metrics.decisions.labels(variant.name, "likely_stay").inc(len(decisions) - cancel)
         if log is None:
             return
-        rows = frame[variant.model.columns].copy()
+        rows = core.frame_of(arrays, variant.model.columns)
         rows["probability"] = proba[:, 1]
         rows["likely_cancel"] = decisions
         rows["model_version"] = variant.model.version
@@ -185,27 +200,27 @@ def create_app(
         rows["scored_at"] = pd.Timestamp.now(tz="UTC")
         log.append(rows)
 
-    def shadow(frame: pd.DataFrame, request_id: str) -> None:
+    def shadow(arrays: dict[str, np.ndarray], request_id: str) -> None:
         for variant in app.state.router.shadows:
             try:
-                if core.check(frame, variant.model.columns):
+                if not set(variant.model.columns) <= set(arrays):
                     continue  # the shadow expects other columns: nothing comparable to log
-                proba, decisions = core.score(variant.model, frame)
-                record(variant, frame, proba, decisions, request_id)
+                proba, decisions = core.score(variant.model, arrays)
+                record(variant, arrays, proba, decisions, request_id)
             except Exception:  # a shadow must never affect the answer
                 metrics.requests.labels("shadow", "error").inc()
 
     async def answer(endpoint: str, request: Request, explain: bool = False) -> Response:
         started = time.perf_counter()
         try:
-            frame, variant = await read_request(request)
-            proba, decisions = core.score(variant.model, frame)
-            why = core.reasons(variant.model, frame) if explain else None
+            arrays, variant = await read_request(request)
+            proba, decisions = core.score(variant.model, arrays)
+            why = core.reasons(variant.model, arrays) if explain else None
         except parsing.RequestError as e:
             return finish(endpoint, started, JSONResponse(e.body, status_code=e.status), None)
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        record(variant, frame, proba, decisions, request_id)
-        shadow(frame, request_id)
+        record(variant, arrays, proba, decisions, request_id)
+        shadow(arrays, request_id)
         if endpoint == "invocations":
             body: dict[str, Any] = {"predictions": proba.tolist()}
         else:
@@ -218,14 +233,14 @@ def create_app(
                 for result, top in zip(results, why, strict=True):
                     result["reasons"] = top
             body = {"threshold": variant.model.threshold, "predictions": results}
-        return finish(endpoint, started, JSONResponse(body), variant)
+        return finish(endpoint, started, FastJSONResponse(body), variant)
 
-    @app.post("/invocations")
+    @app.post("/invocations", openapi_extra=parsing.OPENAPI_BODY)
     async def invocations(request: Request) -> Response:
         """MLflow's scoring protocol: {"predictions": [[p(stay), p(cancel)], ...]}."""
         return await answer("invocations", request)
 
-    @app.post("/predict")
+    @app.post("/predict", openapi_extra=parsing.OPENAPI_BODY)
     async def predict(request: Request, explain: bool = False) -> Response:
         """Per booking: probability of cancellation, decision at the model's threshold,
         version and variant; with explain=true the top contributing features.

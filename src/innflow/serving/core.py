@@ -17,10 +17,7 @@ import pandas as pd
 
 from innflow import data, explain, models
 from innflow.serving.fastpath import FastScorer
-
-# Up to this many bookings a request takes the pandas-free path (identical results);
-# beyond it the pipeline's vectorised DataFrame path is faster per row.
-FAST_ROWS = 64
+from innflow.serving.parsing import Batch
 
 
 @dataclass
@@ -59,7 +56,7 @@ def smoke_test(model: LoadedModel) -> str | None:
     if model.example is None:
         return "the model has no input example to test it with"
     try:
-        proba, _ = score(model, model.example)
+        proba, _ = score(model, columns_of(model.example, model.columns))
     except Exception as e:  # any failure means: do not serve this model
         return f"scoring its input example failed: {type(e).__name__}: {e}"
     if not (np.isfinite(proba).all() and ((proba >= 0) & (proba <= 1)).all()):
@@ -80,35 +77,84 @@ class FieldError:
         return {"row": self.row, "field": self.field, "problem": self.problem}
 
 
-def check(frame: pd.DataFrame, columns: list[str], limit: int = 20) -> list[FieldError]:
-    """Missing and unknown columns, then per-row types, nulls and domains."""
-    errors = [FieldError(None, c, "missing column") for c in columns if c not in frame.columns]
+def _column_array(values: list[Any], kind: str) -> np.ndarray:
+    """Floats when every value is a plain number or null (the common case, vectorised
+    checks), else objects (checked value by value and refused).
+    """
+    if kind != "str" and set(map(type, values)) <= _PLAIN_NUMBERS:
+        try:
+            return np.array(values, dtype="float64")  # None becomes NaN
+        except OverflowError:  # an integer beyond float range
+            pass
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
+_PLAIN_NUMBERS = {int, float, type(None)}
+
+
+def check(
+    batch: Batch, columns: list[str], limit: int = 20
+) -> tuple[list[FieldError], dict[str, np.ndarray]]:
+    """Missing and unknown columns, then per-row types, nulls and domains (the rules of
+    ``data.row_problems``); with the columns as arrays the model can score when valid.
+    """
+    errors = [FieldError(None, c, "missing column") for c in columns if c not in batch.columns]
     known = set(columns)
-    errors += [FieldError(None, str(c), "unknown column") for c in frame.columns if c not in known]
+    errors += [FieldError(None, c, "unknown column") for c in batch.columns if c not in known]
     if errors:
-        return errors
-    if frame.empty:
-        return [FieldError(None, "(body)", "no rows to score")]
-    for column, problem, mask in data.row_problems(frame, tuple(columns)):
+        return errors[:limit], {}
+    if batch.rows == 0:
+        return [FieldError(None, "(body)", "no rows to score")], {}
+    arrays = {c: _column_array(batch.columns[c], data.SCHEMA[c][0]) for c in columns}
+    for column, problem, mask in data.row_problems(arrays, tuple(columns)):
         for row in np.flatnonzero(mask)[:limit]:
             errors.append(FieldError(int(row), column, f"value {problem.removeprefix('are ')}"))
-    return errors[:limit]
+    return errors[:limit], arrays
 
 
-def score(model: LoadedModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities (both classes, as MLflow's pyfunc returns them) and decisions."""
-    if model.fast is not None and len(frame) <= FAST_ROWS:
-        proba = model.fast.predict_proba(frame[model.columns].to_dict("records"))
-    else:
-        proba = model.pipeline.predict_proba(frame[model.columns])
+def columns_of(frame: pd.DataFrame, columns: list[str]) -> dict[str, np.ndarray]:
+    """A validated DataFrame's columns as the arrays ``score`` takes."""
+    return {c: frame[c].to_numpy() for c in columns}
+
+
+def frame_of(arrays: dict[str, np.ndarray], columns: list[str]) -> pd.DataFrame:
+    """Validated arrays as the DataFrame the pipeline takes (its own path, and explain)."""
+    return pd.DataFrame({c: arrays[c] for c in columns})
+
+
+def row_errors(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Per row the first problem ("adults: value negative"), or "" for a row that can be
+    scored: the rules of `check`, for batch scoring that keeps bad rows instead of
+    refusing the request.
+    """
+    reasons = np.full(len(frame), "", dtype=object)
+    for column, problem, mask in data.row_problems(frame, tuple(columns)):
+        reasons[mask & (reasons == "")] = f"{column}: value {problem.removeprefix('are ')}"
+    return reasons
+
+
+def score(model: LoadedModel, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (both classes, as MLflow's pyfunc returns them) and decisions.
+
+    Overflow in a derived feature (a huge price times nights) is IEEE infinity, as in
+    training; numpy is told not to warn about it per request.
+    """
+    with np.errstate(all="ignore"):
+        if model.fast is not None:
+            proba = model.fast.predict_proba(arrays)
+        else:
+            proba = model.pipeline.predict_proba(frame_of(arrays, model.columns))
     return proba, (proba[:, 1] >= model.threshold)
 
 
-def reasons(model: LoadedModel, frame: pd.DataFrame, top: int = 5) -> list[list[dict]] | None:
+def reasons(
+    model: LoadedModel, arrays: dict[str, np.ndarray], top: int = 5
+) -> list[list[dict]] | None:
     """Each booking's top contributing features, when the model kind supports it."""
     if not explain.supports(model.pipeline):
         return None
-    return [
-        explain.explain_booking(model.pipeline, frame.iloc[[i]][model.columns], top)
-        for i in range(len(frame))
-    ]
+    frame = frame_of(arrays, model.columns)
+    with np.errstate(all="ignore"):
+        return [
+            explain.explain_booking(model.pipeline, frame.iloc[[i]], top) for i in range(len(frame))
+        ]

@@ -1,16 +1,56 @@
 """MLflow's scoring protocol: JSON (`dataframe_split`, `dataframe_records`, `instances`,
-`inputs`) and CSV bodies into a DataFrame, or a 4xx with a reason.
+`inputs`) and CSV bodies into columns of plain values, or a 4xx with a reason.
+
+No DataFrame per request: a request of one booking would spend more in pandas than in the
+model. JSON goes through pydantic-core's parser (Rust, with a nesting limit instead of
+Python's RecursionError; NaN and Infinity tokens accepted, as MLflow's server does).
 """
 
 from __future__ import annotations
 
 import io
-import json
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from pydantic_core import from_json
 
 JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+_RECORDS = {"type": "array", "items": {"type": "object"}, "description": "one object a booking"}
+# The request body in the OpenAPI document (the routes read it themselves: one parser for
+# JSON and CSV, and errors that name row and field).
+OPENAPI_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "MLflow's scoring protocol: exactly one of these keys",
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                    "properties": {
+                        "dataframe_split": {
+                            "type": "object",
+                            "required": ["columns", "data"],
+                            "properties": {
+                                "columns": {"type": "array", "items": {"type": "string"}},
+                                "data": {"type": "array", "items": {"type": "array"}},
+                            },
+                        },
+                        "dataframe_records": _RECORDS,
+                        "instances": _RECORDS,
+                        "inputs": {"oneOf": [_RECORDS, {"type": "object"}]},
+                    },
+                }
+            },
+            "text/csv": {"schema": {"type": "string", "description": "a header row"}},
+        },
+    }
+}
 
 
 class RequestError(Exception):
@@ -24,22 +64,61 @@ class RequestError(Exception):
             self.body["errors"] = errors
 
 
-def _records(value: Any, key: str) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Batch:
+    """Bookings as columns of raw values (column name -> one value per row)."""
+
+    columns: dict[str, list[Any]]
+    rows: int
+
+    def first_row(self) -> dict[str, Any]:
+        """The first booking (for sticky routing)."""
+        return {name: values[0] for name, values in self.columns.items()} if self.rows else {}
+
+
+def _named(columns: Any, key: str) -> list[str]:
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise RequestError(400, f"'{key}': column names must be a list of strings")
+    duplicated = sorted(c for c, n in Counter(columns).items() if n > 1)
+    if duplicated:
+        raise RequestError(400, f"'{key}': duplicate column(s) {', '.join(duplicated)}")
+    return columns
+
+
+def _from_records(value: Any, key: str) -> Batch:
     if isinstance(value, dict):  # column -> values ("inputs" in columnar form)
-        lengths = {len(v) if isinstance(v, list) else 1 for v in value.values()}
+        names = _named(list(value), key)
+        columns = {n: v if isinstance(v, list) else [v] for n, v in value.items()}
+        lengths = {len(v) for v in columns.values()}
         if len(lengths) > 1:
             raise RequestError(400, f"'{key}': columns have different lengths")
-        return pd.DataFrame({k: v if isinstance(v, list) else [v] for k, v in value.items()})
+        return Batch(
+            dict(zip(names, columns.values(), strict=True)), lengths.pop() if lengths else 0
+        )
     if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
         raise RequestError(400, f"'{key}' must be a list of records (objects)")
-    return pd.DataFrame.from_records(value)
+    names = list(dict.fromkeys(name for record in value for name in record))
+    # A key absent from one record is null there, as a DataFrame built from the records has it.
+    return Batch({n: [r.get(n) for r in value] for n in names}, len(value))
 
 
-def frame_from_json(body: bytes) -> pd.DataFrame:
+def _from_split(value: Any) -> Batch:
+    if not isinstance(value, dict) or "columns" not in value or "data" not in value:
+        raise RequestError(400, "'dataframe_split' needs 'columns' and 'data'")
+    names = _named(value["columns"], "dataframe_split")
+    rows = value["data"]
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        raise RequestError(400, "'dataframe_split.data' must be a list of rows")
+    if any(len(r) != len(names) for r in rows):
+        raise RequestError(400, "'dataframe_split': every row needs one value per column")
+    return Batch({n: [r[i] for r in rows] for i, n in enumerate(names)}, len(rows))
+
+
+def batch_from_json(body: bytes) -> Batch:
     """Parse a JSON body in any of MLflow's four tabular forms."""
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        payload = from_json(body, allow_inf_nan=True)
+    except ValueError as e:
         raise RequestError(400, f"malformed JSON: {e}") from e
     if not isinstance(payload, dict):
         raise RequestError(400, f"JSON body must be an object with one of {', '.join(JSON_KEYS)}")
@@ -49,36 +128,32 @@ def frame_from_json(body: bytes) -> pd.DataFrame:
             400, f"JSON body needs exactly one of {', '.join(JSON_KEYS)}; got {sorted(payload)}"
         )
     key = keys[0]
-    value = payload[key]
     if key == "dataframe_split":
-        if not isinstance(value, dict) or "columns" not in value or "data" not in value:
-            raise RequestError(400, "'dataframe_split' needs 'columns' and 'data'")
-        rows = value["data"]
-        if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
-            raise RequestError(400, "'dataframe_split.data' must be a list of rows")
-        if any(len(r) != len(value["columns"]) for r in rows):
-            raise RequestError(400, "'dataframe_split': every row needs one value per column")
-        return pd.DataFrame(rows, columns=value["columns"])
-    return _records(value, key)
+        return _from_split(payload[key])
+    return _from_records(payload[key], key)
 
 
-def frame_from_csv(body: bytes) -> pd.DataFrame:
-    """Parse a CSV body with a header row."""
+def batch_from_csv(body: bytes) -> Batch:
+    """Parse a CSV body with a header row (empty cells are nulls)."""
     try:
-        return pd.read_csv(io.BytesIO(body))
+        frame = pd.read_csv(io.BytesIO(body))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
         raise RequestError(400, f"malformed CSV: {str(e).splitlines()[0]}") from e
+    names = [str(c) for c in frame.columns]
+    return Batch(
+        {n: frame[c].tolist() for n, c in zip(names, frame.columns, strict=True)}, len(frame)
+    )
 
 
-def parse(content_type: str | None, body: bytes) -> pd.DataFrame:
+def parse(content_type: str | None, body: bytes) -> Batch:
     """Dispatch on the content type; an empty body or an unknown type is refused."""
     if not body.strip():
         raise RequestError(400, "empty body")
     kind = (content_type or "").split(";")[0].strip().lower()
     if kind == "application/json":
-        return frame_from_json(body)
+        return batch_from_json(body)
     if kind == "text/csv":
-        return frame_from_csv(body)
+        return batch_from_csv(body)
     raise RequestError(
         415, f"unsupported content type {kind or '(none)'!r}: use application/json or text/csv"
     )

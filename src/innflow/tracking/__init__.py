@@ -48,6 +48,7 @@ from innflow.tracking.runs import (
     schema_sample,
     top_runs,
 )
+from innflow.tracking.spark import probability_udf, spark_session
 from innflow.tracking.store import DEFAULT_STORE, connect, mlflow_uri, resolve_store
 
 __all__ = [
@@ -56,7 +57,7 @@ __all__ = [
     "describe_model", "download_artifact", "find_finished_run", "get_run", "kernel_environment",
     "load_for_serving", "load_pyfunc", "log_child_run", "log_datasets", "log_model",
     "log_params", "log_results", "log_run_text", "log_setup", "mlflow_uri", "model_uri",
-    "model_version", "moves", "notebook_run_id", "read_config_text", "record_move",
-    "register_version", "resolve_store", "run", "runs_of_kind", "schema_sample", "set_alias",
-    "set_version_tags", "top_runs", "trusted_types", "versions",
+    "model_version", "moves", "notebook_run_id", "probability_udf", "read_config_text",
+    "record_move", "register_version", "resolve_store", "run", "runs_of_kind", "schema_sample",
+    "set_alias", "set_version_tags", "spark_session", "top_runs", "trusted_types", "versions",
 ]  # fmt: skip

@@ -1,19 +1,14 @@
-"""Load a registered model for serving or batch scoring: the side effects around the
+"""Load a registered model for serving: the side effects around the
 prediction core (registry lookup, artifact download), kept out of the app factory.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from innflow import data, models, tracking
-from innflow.errors import ConfigError, DataValidationError
+from innflow import tracking
+from innflow.errors import ConfigError
 from innflow.serving import core
 from innflow.serving.routing import Router, Variant
 
@@ -103,48 +98,3 @@ def app_from_environment():
     from innflow.serving.app import create_app
 
     return create_app(load(os.environ.get("INNFLOW_MODEL_URI", DEFAULT_MODEL_URI)))
-
-
-@dataclass(frozen=True)
-class ScoreOutcome:
-    """What `innflow score` did."""
-
-    rows: int
-    scored: int
-    rejected: int
-    seconds: float
-    model_version: str
-
-
-def score_file(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
-    """Score a parquet/CSV file; invalid rows are kept, unscored, with the reason."""
-    started = time.perf_counter()
-    model = load(model_uri)
-    if models.pipeline_kind(model.pipeline) in ("lightgbm", "xgboost"):
-        # The service scores a few rows per request single-threaded; a file is one big batch.
-        model.pipeline.set_params(model__n_jobs=os.cpu_count() or 1)
-    frame = data.read_table(source)
-    missing = [c for c in model.columns if c not in frame.columns]
-    if missing:
-        raise DataValidationError(f"{source}: missing column(s) {', '.join(missing)}")
-    inputs = frame[model.columns]
-    reasons = np.full(len(frame), "", dtype=object)
-    for column, problem, mask in data.row_problems(inputs, tuple(model.columns)):
-        reasons[mask & (reasons == "")] = f"{column}: value {problem.removeprefix('are ')}"
-    good = reasons == ""
-    probability = np.full(len(frame), np.nan)
-    if good.any():
-        probability[good] = model.pipeline.predict_proba(inputs[good])[:, 1]
-    out = frame.copy()
-    out["probability"] = probability
-    decision = pd.array(probability >= model.threshold, dtype="boolean")
-    decision[~good] = pd.NA
-    out["likely_cancel"] = decision
-    out["model_version"] = model.version
-    out["error"] = reasons
-    if target.suffix.lower() in (".parquet", ".pq"):
-        out.to_parquet(target, index=False)
-    else:
-        out.to_csv(target, index=False)
-    seconds = time.perf_counter() - started
-    return ScoreOutcome(len(frame), int(good.sum()), int((~good).sum()), seconds, model.version)

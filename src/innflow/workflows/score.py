@@ -1,0 +1,184 @@
+"""Batch scoring of a bookings file, in this process or on Spark.
+
+Both engines write the same columns: the input, then ``probability`` (of cancellation),
+``likely_cancel`` (at the model's threshold), ``model_version`` and ``error``. A row that
+breaks the schema is kept, unscored, with its reason in ``error``: never dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from innflow import data, models, tracking
+from innflow.errors import ConfigError, DataValidationError
+from innflow.serving import core
+from innflow.workflows.serve import load
+
+ENGINES = ("local", "spark")
+ROW_ID = "__innflow_row"
+
+
+@dataclass(frozen=True)
+class ScoreOutcome:
+    """What `innflow score` did."""
+
+    rows: int
+    scored: int
+    rejected: int
+    seconds: float
+    model_version: str
+
+
+def score_file(model_uri: str, source: Path, target: Path, engine: str = "local") -> ScoreOutcome:
+    """Score a parquet/CSV file with the given engine; invalid rows are kept with a reason."""
+    if engine not in ENGINES:
+        raise ConfigError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if engine == "spark":
+        return _score_spark(model_uri, Path(source), Path(target))
+    return _score_local(model_uri, Path(source), Path(target))
+
+
+def _score_local(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
+    started = time.perf_counter()
+    model = load(model_uri)
+    if models.pipeline_kind(model.pipeline) in ("lightgbm", "xgboost"):
+        # The service scores a few rows per request single-threaded; a file is one big batch.
+        model.pipeline.set_params(model__n_jobs=os.cpu_count() or 1)
+    frame = data.read_table(source)
+    _require_columns(source, frame.columns, model.columns)
+    inputs = frame[model.columns]
+    reasons = core.row_errors(inputs, model.columns)
+    good = reasons == ""
+    probability = np.full(len(frame), np.nan)
+    if good.any():  # the service's path: pandas-free when the model kind allows, same numbers
+        proba, _ = core.score(model, core.columns_of(inputs[good], model.columns))
+        probability[good] = proba[:, 1]
+    out = frame.copy()
+    out["probability"] = probability
+    decision = pd.array(probability >= model.threshold, dtype="boolean")
+    decision[~good] = pd.NA
+    out["likely_cancel"] = decision
+    out["model_version"] = model.version
+    out["error"] = reasons
+    if _is_parquet(target):
+        out.to_parquet(target, index=False)
+    else:
+        out.to_csv(target, index=False)
+    seconds = time.perf_counter() - started
+    return ScoreOutcome(len(frame), int(good.sum()), int((~good).sum()), seconds, model.version)
+
+
+def _score_spark(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
+    """The same rules as the local engine as a Spark plan: validate each Arrow batch with
+    the service's checks, score the valid rows with ``mlflow.pyfunc.spark_udf``, keep the
+    rest with their reason, and write Spark's usual directory of part files.
+    """
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    started = time.perf_counter()
+    if not source.exists():
+        raise DataValidationError(f"data file not found: {source}")
+    _refuse_to_clobber(target)
+    tracking.connect(None)
+    described = tracking.describe_model(model_uri)
+    metadata = described.get("metadata", {})
+    columns = list(metadata.get("innflow_input_columns") or [])
+    if not columns:
+        raise DataValidationError(f"{model_uri} is not an innflow model (no input columns)")
+    threshold = float(metadata.get("innflow_threshold", 0.5))
+    version = str(described.get("version") or described["uri"])
+    with _pyspark_on_pandas_3():
+        spark, created = tracking.spark_session()
+        try:
+            try:
+                if _is_parquet(source):
+                    frame = spark.read.parquet(str(source))
+                else:
+                    frame = spark.read.csv(str(source), header=True, inferSchema=True)
+            except AnalysisException as e:
+                raise DataValidationError(f"{source} is not readable by Spark: {e}") from e
+            _require_columns(source, frame.columns, columns)
+            inputs = frame.columns
+            indexed = frame.withColumn(ROW_ID, F.monotonically_increasing_id())
+            with_error = StructType([*indexed.schema.fields, StructField("error", StringType())])
+            checked = indexed.mapInPandas(_validator(columns), with_error)
+            predict = tracking.probability_udf(spark, described["resolved_uri"])
+            good = checked.filter(F.col("error") == "").withColumn(
+                "probability", predict(F.struct(*columns)).getItem(1)
+            )
+            bad = checked.filter(F.col("error") != "").withColumn(
+                "probability", F.lit(None).cast("double")
+            )
+            out = (
+                good.unionByName(bad)
+                .withColumn("likely_cancel", F.col("probability") >= F.lit(threshold))
+                .withColumn("model_version", F.lit(version))
+                .orderBy(ROW_ID)
+                .select(*inputs, "probability", "likely_cancel", "model_version", "error")
+            )
+            if _is_parquet(target):
+                out.write.mode("overwrite").parquet(str(target))
+                written = spark.read.parquet(str(target))
+            else:
+                out.write.mode("overwrite").csv(str(target), header=True)
+                written = spark.read.csv(str(target), header=True)
+            counts = {
+                bool(row["ok"]): int(row["count"])
+                for row in written.groupBy((F.col("error") == "").alias("ok")).count().collect()
+            }
+        finally:
+            if created:
+                spark.stop()
+    scored, rejected = counts.get(True, 0), counts.get(False, 0)
+    seconds = time.perf_counter() - started
+    return ScoreOutcome(scored + rejected, scored, rejected, seconds, version)
+
+
+def _validator(columns: list[str]) -> Any:
+    """The per-batch check Spark runs on its workers (the same rules as the local engine)."""
+
+    def validate(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            batch["error"] = core.row_errors(batch[columns], columns).astype(str)
+            yield batch
+
+    return validate
+
+
+def _require_columns(source: Path, present: Any, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in set(present)]
+    if missing:
+        raise DataValidationError(f"{source}: missing column(s) {', '.join(missing)}")
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _refuse_to_clobber(target: Path) -> None:
+    """Spark replaces the whole output directory; only an earlier Spark output may go."""
+    if target.is_file() or (target.is_dir() and not (target / "_SUCCESS").exists()):
+        raise DataValidationError(
+            f"{target} exists and is not an earlier Spark output; choose a new path"
+        )
+
+
+class _pyspark_on_pandas_3(warnings.catch_warnings):
+    """PySpark warns on every pandas conversion that it has not been certified on pandas 3;
+    innflow's tests compare the Spark engine's results with the local engine's instead.
+    """
+
+    def __enter__(self) -> None:
+        super().__enter__()
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")

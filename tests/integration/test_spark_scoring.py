@@ -1,0 +1,52 @@
+"""`innflow score --engine spark`: a real local Spark session and mlflow.pyfunc.spark_udf."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from innflow.workflows.score import score_file
+from tests.conftest import SAMPLE
+
+URI = "models:/hotel-booking-cancellation@production"
+
+
+@pytest.mark.slow
+def test_spark_engine_matches_the_local_engine_and_keeps_bad_rows(registry, cli) -> None:
+    _, _, version, path = registry
+    frame = pd.read_parquet(SAMPLE).sample(300, random_state=7).reset_index(drop=True)
+    frame.loc[5, "adults"] = -2
+    frame.loc[17, "stays_in_week_nights"] = -1
+    source = path / "spark-in.parquet"
+    frame.to_parquet(source, index=False)
+    local = score_file(URI, source, path / "local-out.parquet")
+    result = cli("score", str(source), str(path / "spark-out.parquet"), "--engine", "spark")
+    assert result.code == 0, result.stderr
+    assert "298 scored, 2 rejected" in result.stdout
+
+    ours = pd.read_parquet(path / "local-out.parquet")
+    theirs = pd.read_parquet(path / "spark-out.parquet")
+    assert list(theirs.columns) == list(ours.columns)
+    assert len(theirs) == len(ours) == local.rows == 300
+    assert (theirs["error"] == ours["error"]).all()
+    assert "adults" in theirs.loc[5, "error"] and "week_nights" in theirs.loc[17, "error"]
+    assert theirs.loc[[5, 17], "probability"].isna().all()
+    good = ours["error"] == ""
+    diff = np.abs(theirs.loc[good, "probability"] - ours.loc[good, "probability"]).max()
+    print(f"spark vs local engine: max |probability diff| = {diff:.1e}")
+    assert diff < 1e-12
+    assert (theirs.loc[good, "likely_cancel"] == ours.loc[good, "likely_cancel"]).all()
+    assert (theirs["model_version"] == version).all()
+    pd.testing.assert_frame_equal(theirs[frame.columns], frame, check_dtype=False)
+
+
+def test_spark_engine_refuses_to_overwrite_what_it_did_not_write(registry, cli) -> None:
+    path = registry[3]
+    precious = path / "precious.parquet"
+    precious.write_text("not Spark's output")
+    result = cli("score", str(SAMPLE), str(precious), "--engine", "spark")
+    assert result.code == 2 and "exists and is not an earlier Spark output" in result.stderr
+    assert precious.read_text() == "not Spark's output"
+    unknown = cli("score", str(SAMPLE), str(path / "x.parquet"), "--engine", "dask")
+    assert unknown.code == 2 and "engine 'dask'" in unknown.stderr
