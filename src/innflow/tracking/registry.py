@@ -54,9 +54,12 @@ def register_version(
         for version in client.search_model_versions(f"name = '{name}'"):
             if version.run_id == run_id or version.tags.get("innflow.run_id") == run_id:
                 return version, False
+        # A tracking server accepts a logged model's URI (models:/m-...) as the source only
+        # with its model_id beside it (the embedded store does not check).
+        model_id = source.removeprefix("models:/") if source.startswith("models:/m-") else None
         version = client.create_model_version(
             name, source, run_id=run_id, tags={**tags, "innflow.run_id": run_id},
-            description=description,
+            description=description, model_id=model_id,
         )  # fmt: skip
     return version, True
 
