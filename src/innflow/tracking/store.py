@@ -6,11 +6,13 @@ away. Every error from the store is turned into one line a user can act on.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from innflow.errors import TrackingError
@@ -47,7 +49,38 @@ def connect(configured: str | None) -> str:
     # would break `--json` output; innflow reports run ids itself.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:///"):
+        _open_embedded_store(uri)
     return uri
+
+
+def _open_embedded_store(uri: str) -> None:
+    """Create or upgrade the SQLite store while holding a lock beside it.
+
+    Several innflow processes opening a new SQLite store at once all run MLflow's schema
+    migrations together; the losers fail with tracebacks and the store is left half-migrated
+    (`_alembic_tmp_tags already exists`) and unusable. Later writers are safe: MLflow's
+    SQLite sessions wait up to 20 s for the write lock.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+    from sqlalchemy.exc import SQLAlchemyError
+
+    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    if str(path) in ("", ":memory:"):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(uri)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+        except (MlflowException, SQLAlchemyError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise TrackingError(f"SQLite store {path} cannot be opened: {first}") from e
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def mlflow_uri() -> str:
