@@ -79,7 +79,7 @@ def alias_version(name: str, alias: str) -> Any | None:
     except MlflowException as e:
         if getattr(e, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
-        raise TrackingError(f"cannot read alias {alias!r} of {name!r}: {e.message}") from e
+        raise TrackingError(f"cannot read alias {alias!r} of {name!r}: {_reason(e)}") from e
 
 
 def set_alias(name: str, alias: str, version: str) -> None:
@@ -137,13 +137,14 @@ def moves(name: str) -> list[dict[str, str]]:
     """Every recorded alias move of a model, oldest first."""
     import mlflow
 
-    found = mlflow.get_experiment_by_name(AUDIT_EXPERIMENT)
-    if found is None:
-        return []
-    runs = mlflow.search_runs(
-        [found.experiment_id], filter_string=f"tags.`innflow.model_name` = '{name}'",
-        order_by=["attributes.start_time ASC"], output_format="list",
-    )  # fmt: skip
+    with _registry_errors(f"cannot read the alias history of {name!r}"):
+        found = mlflow.get_experiment_by_name(AUDIT_EXPERIMENT)
+        if found is None:
+            return []
+        runs = mlflow.search_runs(
+            [found.experiment_id], filter_string=f"tags.`innflow.model_name` = '{name}'",
+            order_by=["attributes.start_time ASC"], output_format="list",
+        )  # fmt: skip
     prefix = "innflow.move."
     found_moves = [
         {k.removeprefix(prefix): v for k, v in r.data.tags.items() if k.startswith(prefix)}

@@ -93,8 +93,18 @@ def mlflow_uri() -> str:
 def _reason(error: Any) -> str:
     """An MLflow error in one line; an unreachable server said plainly."""
     message = str(getattr(error, "message", error))
+    code = getattr(error, "error_code", "")
     if "Max retries exceeded" in message or "Connection refused" in message:
         return f"tracking server {mlflow_uri()} cannot be reached"
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    who = f"user {user!r}" if user else "an anonymous user"
+    if code == "UNAUTHENTICATED" or "error code 401" in message:
+        return (
+            f"tracking server {mlflow_uri()} refused the credentials of {who} "
+            "(MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
+        )
+    if code == "PERMISSION_DENIED" or "error code 403" in message:
+        return f"permission denied for {who} on {mlflow_uri()}"
     return message.strip().splitlines()[0] if message.strip() else type(error).__name__
 
 
