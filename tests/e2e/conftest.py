@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,10 +113,9 @@ def _as_postgres_user(root: Path) -> list[str]:
     return ["runuser", "-u", account.pw_name, "--"]
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not on PATH")
+@contextmanager
+def running_postgres() -> Iterator[Postgres]:
+    """initdb + pg_ctl into a temp dir on a free loopback port; removed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="innflow-pg-"))
     server = Postgres(free_port())
     (root / "pwfile").write_text(server.password + "\n")
@@ -145,6 +145,14 @@ def postgres() -> Iterator[Postgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not on PATH")
+    with running_postgres() as server:
+        yield server
+
+
 @dataclass
 class S3:
     """moto's S3 server on loopback with one bucket."""
@@ -169,8 +177,9 @@ class S3:
         return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
-@pytest.fixture(scope="session")
-def s3() -> Iterator[S3]:
+@contextmanager
+def running_s3() -> Iterator[S3]:
+    """moto's S3 server on a free loopback port, with the bucket created."""
     root = Path(tempfile.mkdtemp(prefix="innflow-s3-"))
     port, log = free_port(), root / "moto.log"
     with log.open("wb") as sink:
@@ -187,6 +196,12 @@ def s3() -> Iterator[S3]:
     finally:
         stop_group(process)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3]:
+    with running_s3() as store:
+        yield store
 
 
 @dataclass
@@ -301,4 +316,7 @@ def point_at(monkeypatch: pytest.MonkeyPatch, server: TrackingServer, tmp_path: 
     return Workdir(tmp_path, data, server.url)
 
 
-__all__ = ["FAST", "S3", "Postgres", "TrackingServer", "free_port", "point_at", "stop_group"]
+__all__ = [
+    "FAST", "S3", "Postgres", "TrackingServer", "free_port", "point_at", "running_postgres",
+    "running_s3", "stop_group", "wait_http",
+]  # fmt: skip
