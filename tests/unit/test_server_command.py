@@ -77,8 +77,11 @@ def test_auth_refuses_missing_and_default_admin_password() -> None:
             ServerSettings(auth=True), {"MLFLOW_AUTH_ADMIN_PASSWORD": KNOWN_DEFAULT_ADMIN_PASSWORD}
         )
     allowed = ServerSettings(auth=True, allow_default_admin_password=True)
+    env = {"MLFLOW_AUTH_ADMIN_PASSWORD": KNOWN_DEFAULT_ADMIN_PASSWORD}
+    with pytest.raises(ConfigError, match="MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        auth_config(allowed, env)
     assert "admin_username = admin" in auth_config(
-        allowed, {"MLFLOW_AUTH_ADMIN_PASSWORD": KNOWN_DEFAULT_ADMIN_PASSWORD}
+        allowed, {**env, "MLFLOW_FLASK_SERVER_SECRET_KEY": "k"}
     )
 
 
@@ -87,6 +90,7 @@ def test_auth_config_keeps_the_password_out_of_the_file(
 ) -> None:
     monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "s3cret-admin-pw")
     monkeypatch.setenv("MLFLOW_AUTH_ADMIN_USERNAME", "root-of-mlflow")
+    monkeypatch.setenv("MLFLOW_FLASK_SERVER_SECRET_KEY", "csrf-key")
     settings = ServerSettings(
         backend_store_uri="postgresql://u@h/mlflow", auth=True, auth_database_uri=None
     )

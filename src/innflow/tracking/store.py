@@ -48,6 +48,9 @@ def connect(configured: str | None) -> str:
     # Against a server MLflow writes "View run ... at: URL" to stdout when a run ends, which
     # would break `--json` output; innflow reports run ids itself.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # Downloads through a server draw a tqdm bar per call (the gate's, reproduce's), tens of
+    # lines of noise in logs; innflow shows its own steps.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(uri)
     if uri.startswith("sqlite:///"):
         _open_embedded_store(uri)

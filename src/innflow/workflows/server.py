@@ -90,6 +90,11 @@ def auth_config(settings: ServerSettings, environ: Mapping[str, str]) -> str:
             "refusing MLflow's well-known default admin password: set another "
             "MLFLOW_AUTH_ADMIN_PASSWORD (or --allow-default-admin-password for a throwaway server)"
         )
+    if not environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        raise ConfigError(
+            "--auth needs MLFLOW_FLASK_SERVER_SECRET_KEY (the UI's CSRF key; the same value "
+            "on every server replica)"
+        )
     database = store_uri(settings.auth_database_uri or settings.backend_store_uri)
     username = environ.get("MLFLOW_AUTH_ADMIN_USERNAME") or "admin"
     return (
@@ -113,8 +118,49 @@ def environment(settings: ServerSettings, config_dir: Path) -> dict[str, str]:
     return env
 
 
+def check_stores(settings: ServerSettings, environ: Mapping[str, str]) -> None:
+    """Fail in one line before starting when the database or the bucket is not usable;
+    `mlflow server` would otherwise die with a traceback, or start and fail every upload.
+    """
+    import sqlalchemy
+
+    uri = store_uri(settings.backend_store_uri)
+    if not uri.startswith("sqlite:"):
+        try:
+            engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": 10})
+            with engine.connect():
+                pass
+        except sqlalchemy.exc.SQLAlchemyError as e:
+            reason = str(getattr(e, "orig", e)).strip().splitlines()[0]
+            raise ConfigError(f"backend store {_redacted(uri)} refused: {reason}") from e
+    if settings.artifacts_destination.startswith("s3://"):
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket = settings.artifacts_destination.removeprefix("s3://").split("/", 1)[0]
+        endpoint = environ.get("MLFLOW_S3_ENDPOINT_URL") or None
+        try:
+            boto3.client("s3", endpoint_url=endpoint).head_bucket(Bucket=bucket)
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            what = "does not exist" if code in ("404", "NoSuchBucket") else f"refused ({code})"
+            raise ConfigError(f"artifact bucket {bucket!r} {what} at {endpoint or 'AWS'}") from e
+        except BotoCoreError as e:
+            raise ConfigError(f"artifact bucket {bucket!r}: {e}") from e
+
+
+def _redacted(uri: str) -> str:
+    """A database URI without its password, for messages."""
+    import sqlalchemy
+
+    return sqlalchemy.engine.make_url(uri).render_as_string(hide_password=True)
+
+
 def serve(settings: ServerSettings, config_dir: Path) -> None:
-    """Replace this process with `mlflow server`, so signals reach it directly."""
+    """Check the stores, then replace this process with `mlflow server`, so signals reach
+    it directly.
+    """
     argv = command(settings)
     env = environment(settings, config_dir)
+    check_stores(settings, env)
     os.execve(argv[0], argv, env)
