@@ -63,3 +63,34 @@ def test_pipeline_reproduce_promote_and_score_through_the_server(
     assert not (team_workdir.path / "mlartifacts").exists()
     assert not (team_workdir.path / "mlruns").exists()
     assert not (team_workdir.path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("fault", ["wrong database password", "no such bucket"])
+def test_server_refuses_unusable_stores_in_one_line(fault, postgres, s3, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.e2e.conftest import S3_SECRETS
+
+    database = postgres.uri("postgres")
+    bucket = f"s3://{s3.bucket}/x"
+    if fault == "wrong database password":
+        database = database.replace(postgres.password, "not-the-password")
+    else:
+        bucket = "s3://no-such-bucket/artifacts"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "innflow"), "server", "--backend-store-uri", database,
+         "--artifacts-destination", bucket, "--port", "5999"],
+        env={**os.environ, **S3_SECRETS, "MLFLOW_S3_ENDPOINT_URL": s3.endpoint},
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    if fault == "wrong database password":
+        assert "backend store" in last and "password authentication failed" in last
+        assert "not-the-password" not in result.stderr
+    else:
+        assert "artifact bucket 'no-such-bucket' does not exist" in last
