@@ -146,11 +146,13 @@ def _listing_through_server(url: str, runs: int, console: Console) -> None:
     )
     timings.add_column("command")
     timings.add_column("seconds", justify="right")
+    timings.add_column("exit", justify="right")
     for argv in (["compare", "--experiment", "compare-scale", "--top", "5", "--json"],
                  ["models", "--json"], ["--version"]):  # fmt: skip
         began = time.perf_counter()
-        subprocess.run([innflow, *argv], env=env, capture_output=True)
-        timings.add_row(f"innflow {' '.join(argv)}", f"{time.perf_counter() - began:.2f}")
+        done = subprocess.run([innflow, *argv], env=env, capture_output=True)
+        seconds = f"{time.perf_counter() - began:.2f}"
+        timings.add_row(f"innflow {' '.join(argv)}", seconds, str(done.returncode))
     console.print(timings)
 
 
