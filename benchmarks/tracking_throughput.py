@@ -136,7 +136,7 @@ def _listing_through_server(url: str, runs: int, console: Console) -> None:
             metrics=[Metric("test_roc_auc", 0.8 + i / (10 * runs), now, 0)]
             + [Metric(f"m{k}", float(k), now, 0) for k in range(39)],
             params=[Param(f"p{k}", str(k)) for k in range(60)],
-            tags=[RunTag(f"t{k}", "x") for k in range(30)],
+            tags=[RunTag("innflow.kind", "train")] + [RunTag(f"t{k}", "x") for k in range(29)],
         )
         client.set_terminated(run.info.run_id, "FINISHED")
     env = {**os.environ, "MLFLOW_TRACKING_URI": url}
