@@ -252,7 +252,7 @@ class TrackingServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            stop_group(self.process)
+            stop_group(self.process, grace=5)  # its workers can take 15 s to drain
 
 
 def _client_environment(monkeypatch: pytest.MonkeyPatch, server: TrackingServer) -> None:
