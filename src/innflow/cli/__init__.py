@@ -8,6 +8,7 @@ from innflow.cli import data_commands, training  # noqa: F401, I001  (import ord
 from innflow.cli import registry, serving  # noqa: F401
 from innflow.cli import notebook  # noqa: F401
 from innflow.cli import dashboard  # noqa: F401
+from innflow.cli import server  # noqa: F401
 from innflow.cli.base import app, main
 
 __all__ = ["app", "main"]

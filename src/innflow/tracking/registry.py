@@ -54,9 +54,12 @@ def register_version(
         for version in client.search_model_versions(f"name = '{name}'"):
             if version.run_id == run_id or version.tags.get("innflow.run_id") == run_id:
                 return version, False
+        # A tracking server accepts a logged model's URI (models:/m-...) as the source only
+        # with its model_id beside it (the embedded store does not check).
+        model_id = source.removeprefix("models:/") if source.startswith("models:/m-") else None
         version = client.create_model_version(
             name, source, run_id=run_id, tags={**tags, "innflow.run_id": run_id},
-            description=description,
+            description=description, model_id=model_id,
         )  # fmt: skip
     return version, True
 
@@ -76,7 +79,7 @@ def alias_version(name: str, alias: str) -> Any | None:
     except MlflowException as e:
         if getattr(e, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
-        raise TrackingError(f"cannot read alias {alias!r} of {name!r}: {e.message}") from e
+        raise TrackingError(f"cannot read alias {alias!r} of {name!r}: {_reason(e)}") from e
 
 
 def set_alias(name: str, alias: str, version: str) -> None:
@@ -141,13 +144,14 @@ def moves(name: str) -> list[dict[str, str]]:
     """Every recorded alias move of a model, oldest first."""
     import mlflow
 
-    found = mlflow.get_experiment_by_name(AUDIT_EXPERIMENT)
-    if found is None:
-        return []
-    runs = mlflow.search_runs(
-        [found.experiment_id], filter_string=f"tags.`innflow.model_name` = '{name}'",
-        order_by=["attributes.start_time ASC"], output_format="list",
-    )  # fmt: skip
+    with _registry_errors(f"cannot read the alias history of {name!r}"):
+        found = mlflow.get_experiment_by_name(AUDIT_EXPERIMENT)
+        if found is None:
+            return []
+        runs = mlflow.search_runs(
+            [found.experiment_id], filter_string=f"tags.`innflow.model_name` = '{name}'",
+            order_by=["attributes.start_time ASC"], output_format="list",
+        )  # fmt: skip
     prefix = "innflow.move."
     found_moves = [
         {k.removeprefix(prefix): v for k, v in r.data.tags.items() if k.startswith(prefix)}

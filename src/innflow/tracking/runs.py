@@ -44,16 +44,32 @@ def run(
         )
     except MlflowException as e:
         raise TrackingError(f"tracking store refused the run: {_reason(e)}") from e
+    from requests.exceptions import RequestException
+
+    store_errors = (MlflowException, RequestException)
+    run_id = active.info.run_id
     try:
         yield active
     except BaseException as e:
         status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
         try:
-            mlflow.set_tag("innflow.error", f"{type(e).__name__}: {e}"[:5000])
-        finally:
-            mlflow.end_run(status=status)
+            try:
+                mlflow.set_tag("innflow.error", f"{type(e).__name__}: {e}"[:5000])
+            finally:
+                mlflow.end_run(status=status)  # forgets the run locally even if this fails
+        except store_errors as unrecorded:
+            # The store itself failed (a tracking server that died): say so in one line;
+            # the run stays RUNNING on the server because nothing can reach it.
+            raise TrackingError(
+                f"run {run_id} failed and could not be marked {status}: {_reason(unrecorded)}"
+            ) from e
+        if isinstance(e, store_errors):
+            raise TrackingError(f"run {run_id} failed: {_reason(e)}") from e
         raise
-    mlflow.end_run(status="FINISHED")
+    try:
+        mlflow.end_run(status="FINISHED")
+    except store_errors as e:
+        raise TrackingError(f"run {run_id} could not be marked FINISHED: {_reason(e)}") from e
 
 
 def log_setup(

@@ -6,11 +6,13 @@ away. Every error from the store is turned into one line a user can act on.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from innflow.errors import TrackingError
@@ -43,8 +45,45 @@ def connect(configured: str | None) -> str:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    # Against a server MLflow writes "View run ... at: URL" to stdout when a run ends, which
+    # would break `--json` output; innflow reports run ids itself.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # Downloads through a server draw a tqdm bar per call (the gate's, reproduce's), tens of
+    # lines of noise in logs; innflow shows its own steps.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:///"):
+        _open_embedded_store(uri)
     return uri
+
+
+def _open_embedded_store(uri: str) -> None:
+    """Create or upgrade the SQLite store while holding a lock beside it.
+
+    Several innflow processes opening a new SQLite store at once all run MLflow's schema
+    migrations together; the losers fail with tracebacks and the store is left half-migrated
+    (`_alembic_tmp_tags already exists`) and unusable. Later writers are safe: MLflow's
+    SQLite sessions wait up to 20 s for the write lock.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+    from sqlalchemy.exc import SQLAlchemyError
+
+    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    if str(path) in ("", ":memory:"):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(uri)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+        except (MlflowException, SQLAlchemyError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise TrackingError(f"SQLite store {path} cannot be opened: {first}") from e
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def mlflow_uri() -> str:
@@ -57,8 +96,18 @@ def mlflow_uri() -> str:
 def _reason(error: Any) -> str:
     """An MLflow error in one line; an unreachable server said plainly."""
     message = str(getattr(error, "message", error))
+    code = getattr(error, "error_code", "")
     if "Max retries exceeded" in message or "Connection refused" in message:
         return f"tracking server {mlflow_uri()} cannot be reached"
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    who = f"user {user!r}" if user else "an anonymous user"
+    if code == "UNAUTHENTICATED" or "error code 401" in message:
+        return (
+            f"tracking server {mlflow_uri()} refused the credentials of {who} "
+            "(MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
+        )
+    if code == "PERMISSION_DENIED" or "error code 403" in message:
+        return f"permission denied for {who} on {mlflow_uri()}"
     return message.strip().splitlines()[0] if message.strip() else type(error).__name__
 
 

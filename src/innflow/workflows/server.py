@@ -1,0 +1,166 @@
+"""`innflow server`: the team's central MLflow tracking server, run as `mlflow server` with
+a database for metadata and an object store behind the server's artifact proxy, optionally
+with MLflow's basic-auth app. Clients then need only MLFLOW_TRACKING_URI (+ credentials).
+
+This module only decides the command line and the environment; MLflow serves.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from innflow.errors import ConfigError
+
+# Older MLflow releases shipped this admin password in basic_auth.ini and many guides still
+# copy it; a server that accepts it is open to anyone who has read those guides.
+KNOWN_DEFAULT_ADMIN_PASSWORD = "password1234"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where the server keeps metadata and artifacts, where it listens, and whether it
+    asks who is calling.
+    """
+
+    backend_store_uri: str = "sqlite:///mlflow.db"
+    artifacts_destination: str = "./mlartifacts"
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 2
+    auth: bool = False
+    auth_database_uri: str | None = None
+    allowed_hosts: str | None = None
+    allow_default_admin_password: bool = False
+
+
+def store_uri(uri: str) -> str:
+    """The backend store URI with its database driver named.
+
+    With MLflow 3.17 a bare ``postgresql://`` made the server import the psycopg 3 driver,
+    which is not installed; psycopg2 is the one innflow locks.
+    """
+    if uri.startswith("postgresql://") or uri.startswith("postgres://"):
+        return "postgresql+psycopg2://" + uri.split("://", 1)[1]
+    return uri
+
+
+def command(settings: ServerSettings) -> list[str]:
+    """The `mlflow server` command line for ``settings``."""
+    if settings.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {settings.workers}")
+    if not 0 < settings.port < 65536:
+        raise ConfigError(f"--port must be between 1 and 65535, not {settings.port}")
+    if store_uri(settings.backend_store_uri).startswith("file:"):
+        raise ConfigError("the file store cannot hold a model registry: use a database URI")
+    argv = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", store_uri(settings.backend_store_uri),
+        "--artifacts-destination", settings.artifacts_destination,
+        "--serve-artifacts",
+        "--host", settings.host,
+        "--port", str(settings.port),
+        "--workers", str(settings.workers),
+    ]  # fmt: skip
+    if settings.allowed_hosts:
+        argv += ["--allowed-hosts", settings.allowed_hosts]
+    if settings.auth:
+        argv += ["--app-name", "basic-auth"]
+    return argv
+
+
+def auth_config(settings: ServerSettings, environ: Mapping[str, str]) -> str:
+    """The basic-auth app's ini file: users and permissions in ``auth_database_uri`` (by
+    default the backend store's database; MLflow keeps them in their own tables).
+
+    The admin password is deliberately not written here: MLflow reads it from
+    MLFLOW_AUTH_ADMIN_PASSWORD when it creates the admin user on first start.
+    """
+    password = environ.get("MLFLOW_AUTH_ADMIN_PASSWORD", "")
+    if not password:
+        raise ConfigError(
+            "--auth needs the admin password in MLFLOW_AUTH_ADMIN_PASSWORD "
+            "(and the user name in MLFLOW_AUTH_ADMIN_USERNAME, default admin)"
+        )
+    if password == KNOWN_DEFAULT_ADMIN_PASSWORD and not settings.allow_default_admin_password:
+        raise ConfigError(
+            "refusing MLflow's well-known default admin password: set another "
+            "MLFLOW_AUTH_ADMIN_PASSWORD (or --allow-default-admin-password for a throwaway server)"
+        )
+    if not environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        raise ConfigError(
+            "--auth needs MLFLOW_FLASK_SERVER_SECRET_KEY (the UI's CSRF key; the same value "
+            "on every server replica)"
+        )
+    database = store_uri(settings.auth_database_uri or settings.backend_store_uri)
+    username = environ.get("MLFLOW_AUTH_ADMIN_USERNAME") or "admin"
+    return (
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = {database}\n"
+        f"admin_username = {username}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+
+
+def environment(settings: ServerSettings, config_dir: Path) -> dict[str, str]:
+    """The server's environment: ours, plus the auth config file when auth is on."""
+    env = dict(os.environ)
+    if settings.auth:
+        config_dir.mkdir(parents=True, exist_ok=True)
+        path = config_dir / "basic_auth.ini"
+        path.write_text(auth_config(settings, env))
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(path)
+        env.setdefault("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
+    return env
+
+
+def check_stores(settings: ServerSettings, environ: Mapping[str, str]) -> None:
+    """Fail in one line before starting when the database or the bucket is not usable;
+    `mlflow server` would otherwise die with a traceback, or start and fail every upload.
+    """
+    import sqlalchemy
+
+    uri = store_uri(settings.backend_store_uri)
+    if not uri.startswith("sqlite:"):
+        try:
+            engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": 10})
+            with engine.connect():
+                pass
+        except sqlalchemy.exc.SQLAlchemyError as e:
+            reason = str(getattr(e, "orig", e)).strip().splitlines()[0]
+            raise ConfigError(f"backend store {_redacted(uri)} refused: {reason}") from e
+    if settings.artifacts_destination.startswith("s3://"):
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket = settings.artifacts_destination.removeprefix("s3://").split("/", 1)[0]
+        endpoint = environ.get("MLFLOW_S3_ENDPOINT_URL") or None
+        try:
+            boto3.client("s3", endpoint_url=endpoint).head_bucket(Bucket=bucket)
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            what = "does not exist" if code in ("404", "NoSuchBucket") else f"refused ({code})"
+            raise ConfigError(f"artifact bucket {bucket!r} {what} at {endpoint or 'AWS'}") from e
+        except BotoCoreError as e:
+            raise ConfigError(f"artifact bucket {bucket!r}: {e}") from e
+
+
+def _redacted(uri: str) -> str:
+    """A database URI without its password, for messages."""
+    import sqlalchemy
+
+    return sqlalchemy.engine.make_url(uri).render_as_string(hide_password=True)
+
+
+def serve(settings: ServerSettings, config_dir: Path) -> None:
+    """Check the stores, then replace this process with `mlflow server`, so signals reach
+    it directly.
+    """
+    argv = command(settings)
+    env = environment(settings, config_dir)
+    check_stores(settings, env)
+    os.execve(argv[0], argv, env)

@@ -1,0 +1,115 @@
+"""deploy/: the compose stack, its secrets, Prometheus and Grafana wiring, the Dockerfile.
+
+No Docker engine runs here: the files are checked for structure, and `docker compose
+config` runs only where the compose plugin exists.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from innflow.serving.metrics import ServiceMetrics
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+SECRETS = {
+    "POSTGRES_PASSWORD": "pg-secret", "MINIO_ROOT_USER": "minio-user",
+    "MINIO_ROOT_PASSWORD": "minio-secret", "MLFLOW_ADMIN_PASSWORD": "admin-secret",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-secret", "INNFLOW_SERVE_USER": "serving",
+    "INNFLOW_SERVE_PASSWORD": "serve-secret", "INNFLOW_ADMIN_TOKEN": "reload-token",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+
+
+def test_compose_has_the_team_stack(compose: dict) -> None:
+    services = compose["services"]
+    assert set(services) >= {
+        "postgres", "minio", "minio-init", "mlflow", "serve", "prometheus", "grafana"
+    }  # fmt: skip
+    assert (
+        services["mlflow"]["command"][0] == "server" and "--auth" in services["mlflow"]["command"]
+    )
+    env = services["mlflow"]["environment"]
+    assert env["INNFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://")
+    assert env["INNFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")
+    assert services["serve"]["command"][:3] == [
+        "serve", "--model-uri", "models:/hotel-booking-cancellation@production"
+    ]  # fmt: skip
+    assert services["serve"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+
+
+def test_every_secret_is_required_from_the_environment(compose: dict) -> None:
+    text = (DEPLOY / "compose.yaml").read_text()
+    assert "password1234" not in text.replace("(not password1234)", "")
+    for name in SECRETS:
+        assert re.search(r"\$\{" + name + r":\?[^}]+\}", text), f"{name} is not required"
+    for service in compose["services"].values():
+        for key, value in (service.get("environment") or {}).items():
+            if re.search("PASSWORD|SECRET|TOKEN", key):
+                assert ":?" in str(value), f"{key} has a default or a literal value"
+
+
+def test_prometheus_scrapes_the_service_and_grafana_is_provisioned(compose: dict) -> None:
+    prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"]
+               for t in c["targets"]]  # fmt: skip
+    assert targets == ["serve:8080"]
+    datasource = yaml.safe_load(
+        (DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090"
+    dashboard = json.loads((DEPLOY / "grafana/dashboards/innflow-serving.json").read_text())
+    # Every series the dashboard queries is one the service exports.
+    exported = {m.name for m in ServiceMetrics().registry.collect()}
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"innflow_[a-z_]+", target["expr"])
+    }
+    assert queried
+    for name in queried:
+        base = re.sub(r"_(total|bucket|count|sum)$", "", name)
+        assert base in exported, name
+    titles = " ".join(p["title"].lower() for p in dashboard["panels"])
+    assert all(word in titles for word in ("traffic", "latency", "decisions", "errors"))
+
+
+def test_dockerfile_is_locked_and_not_root() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(r"^USER innflow$", text, re.M)
+    syncs = re.findall(r"uv sync[^\n&]*", text)
+    assert syncs and all("--frozen" in s for s in syncs)
+    assert "COPY pyproject.toml uv.lock" in text
+
+
+def _compose_plugin() -> str | None:
+    if shutil.which("docker") is None:
+        return "no docker client"
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+    return None if probe.returncode == 0 else "the docker client has no compose plugin"
+
+
+def test_docker_compose_config_accepts_the_file_and_requires_the_secrets() -> None:
+    missing = _compose_plugin()
+    if missing:
+        pytest.skip(f"docker compose config not run: {missing}")
+    argv = ["docker", "compose", "-f", str(DEPLOY / "compose.yaml"), "config", "--quiet"]
+    ok = subprocess.run(argv, env={"PATH": "/usr/bin:/bin:/usr/local/bin", **SECRETS},
+                        capture_output=True, text=True)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    without = {k: v for k, v in SECRETS.items() if k != "MLFLOW_ADMIN_PASSWORD"}
+    refused = subprocess.run(argv, env={"PATH": "/usr/bin:/bin:/usr/local/bin", **without},
+                             capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode != 0 and "MLFLOW_ADMIN_PASSWORD" in refused.stderr
