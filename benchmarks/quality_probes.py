@@ -1,0 +1,178 @@
+"""Feature and weighting probes toward issue 4's quality goal (test ROC AUC >= 0.86 on 2017
+arrivals with booking-time features only). Each probe is judged on validation first; the
+test column is printed to show how little validation predicts 2017, never to choose.
+
+Probes (LightGBM defaults, refit on train + validation for test, like `innflow train`):
+- baseline: the default config;
+- parking: `required_car_parking_spaces` allowed (the leakage audit's finding; not default);
+- rates-frozen: time-aware agent/company cancellation rates: each training booking sees only
+  outcomes settled (reservation_status_date) before its booking date; val/test bookings see
+  a table frozen at the training cutoff, as a served model would;
+- rates-online: as above, but val/test bookings also see outcomes settled before their own
+  booking date (needs a live outcome store at serving time);
+- recency-H: sample weights halving every H months of age.
+Run: uv run python benchmarks/quality_probes.py [--threads 2]  (~5 min on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+from sklearn.metrics import roc_auc_score
+
+from innflow import config as config_module
+from innflow import data as bookings
+from innflow import models
+
+SMOOTHING = 20.0
+RATE_COLUMNS = [f"{c}_{s}" for c in ("agent", "company") for s in ("cancel_rate", "settled_log")]
+
+
+def _dates(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
+    month = frame["arrival_date_month"].map(bookings.MONTH_NUMBER)
+    arrival = pd.to_datetime(
+        pd.DataFrame({"year": frame["arrival_date_year"], "month": month,
+                      "day": frame["arrival_date_day_of_month"]})
+    )  # fmt: skip
+    booked = arrival - pd.to_timedelta(frame["lead_time"], unit="D")
+    return booked, pd.to_datetime(frame["reservation_status_date"]), arrival
+
+
+def _key(frame: pd.DataFrame, column: str) -> np.ndarray:
+    values = frame[column].to_numpy(dtype="float64")
+    return np.where(np.isnan(values), -1, values).astype(np.int64)
+
+
+def _smoothed(cancels: np.ndarray, settled: np.ndarray, prior: float, key: np.ndarray):
+    rate = (cancels + prior * SMOOTHING) / (settled + SMOOTHING)
+    rate[key == -1] = np.nan
+    return rate, np.log1p(settled)
+
+
+def rates_settled_before_booking(history: pd.DataFrame, target: pd.DataFrame, column: str,
+                                 prior: float):  # fmt: skip
+    """Per target booking: outcomes of the same agent/company settled before its booking."""
+    _, settled_at, _ = _dates(history)
+    booked_at, _, _ = _dates(target)
+    h = pd.DataFrame({"k": _key(history, column), "t": settled_at.to_numpy(),
+                      "y": history["is_canceled"].to_numpy()})  # fmt: skip
+    h = h.sort_values("t", kind="stable")
+    h["n"] = h.groupby("k").cumcount() + 1
+    h["s"] = h.groupby("k")["y"].cumsum()
+    t = pd.DataFrame({"k": _key(target, column), "t": booked_at.to_numpy(),
+                      "i": np.arange(len(target))}).sort_values("t", kind="stable")  # fmt: skip
+    merged = pd.merge_asof(t, h[["t", "k", "n", "s"]], on="t", by="k",
+                           allow_exact_matches=False).sort_values("i")  # fmt: skip
+    settled = merged["n"].fillna(0).to_numpy()
+    cancels = merged["s"].fillna(0).to_numpy()
+    return _smoothed(cancels, settled, prior, _key(target, column))
+
+
+def rates_frozen(history: pd.DataFrame, target: pd.DataFrame, column: str, prior: float,
+                 cutoff: pd.Timestamp):  # fmt: skip
+    """Per target booking: outcomes of the same agent/company settled before ``cutoff``."""
+    _, settled_at, _ = _dates(history)
+    known = (settled_at < cutoff).to_numpy()
+    settled_rows = pd.DataFrame({"k": _key(history, column)[known],
+                                 "y": history["is_canceled"].to_numpy()[known]})  # fmt: skip
+    stats = settled_rows.groupby("k")["y"].agg(["sum", "count"])
+    key = _key(target, column)
+    cancels = stats["sum"].reindex(key).fillna(0).to_numpy()
+    settled = stats["count"].reindex(key).fillna(0).to_numpy()
+    return _smoothed(cancels, settled, prior, key)
+
+
+def with_rates(history: pd.DataFrame, target: pd.DataFrame, rates: Callable) -> pd.DataFrame:
+    out = target.copy()
+    prior = float(history["is_canceled"].mean())
+    for column in ("agent", "company"):
+        out[f"{column}_cancel_rate"], out[f"{column}_settled_log"] = rates(
+            history, target, column, prior
+        )
+    return out
+
+
+def fit_score(config, columns, train, test, threads, half_life=None) -> float:
+    pipeline = models.build_pipeline(config, columns, threads)
+    weight = None
+    if half_life:
+        _, _, arrival = _dates(train)
+        age_months = (arrival.max() - arrival).dt.days.to_numpy() / 30.4
+        weight = 0.5 ** (age_months / half_life)
+    n_categorical = len(pipeline.named_steps["encode"].transformers[0][2])
+    with models.pinned_threads("lightgbm", threads):
+        pipeline.fit(train[columns], train["is_canceled"].to_numpy(),
+                     model__sample_weight=weight,
+                     model__categorical_feature=list(range(n_categorical)))  # fmt: skip
+        proba = pipeline.predict_proba(test[columns])[:, 1]
+    return float(roc_auc_score(test["is_canceled"], proba))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    base = config_module.load(None, [])
+    split = bookings.split(bookings.load_bookings(base.data.path), base.split, base.seed)
+    train, val, test = split.train, split.validation, split.test
+    both = pd.concat([train, val])
+    val_cut, test_cut = (
+        pd.Timestamp(base.split.validation_start),
+        pd.Timestamp(base.split.test_start),
+    )
+    cols = bookings.input_columns(base.features)
+    probes: dict[str, Callable[[], tuple[float, float]]] = {}
+
+    def plain(config, half=None):
+        columns = bookings.input_columns(config.features)
+        return lambda: (fit_score(config, columns, train, val, args.threads, half),
+                        fit_score(config, columns, both, test, args.threads, half))  # fmt: skip
+
+    probes["baseline"] = plain(base)
+    probes["parking"] = plain(config_module.load(None, ["features.exclude=[arrival_date_year]"]))
+
+    def rates(online: bool):
+        def run() -> tuple[float, float]:
+            cols_r = cols + RATE_COLUMNS
+            scores = []
+            for fit_on, judge, cutoff in ((train, val, val_cut), (both, test, test_cut)):
+                fitted = with_rates(fit_on, fit_on, rates_settled_before_booking)
+                if online:
+                    seen = pd.concat([fit_on, judge])
+                    judged = with_rates(seen, judge, rates_settled_before_booking)
+                else:
+                    judged = with_rates(
+                        fit_on, judge, functools.partial(rates_frozen, cutoff=cutoff)
+                    )
+                scores.append(fit_score(base, cols_r, fitted, judged, args.threads))
+            return scores[0], scores[1]
+
+        return run
+
+    probes["rates-frozen"] = rates(online=False)
+    probes["rates-online"] = rates(online=True)
+    for half in (6, 12, 24):
+        probes[f"recency-{half}"] = plain(base, half)
+
+    table = Table(title="quality probes (LightGBM defaults; test = 2017 arrivals)")
+    for column in ("probe", "val ROC AUC", "test ROC AUC", "seconds"):
+        table.add_column(column, justify="right")
+    for name, probe in probes.items():
+        started = time.perf_counter()
+        val_auc, test_auc = probe()
+        table.add_row(
+            name, f"{val_auc:.4f}", f"{test_auc:.4f}", f"{time.perf_counter() - started:.0f}"
+        )
+        Console().print(f"{name}: val {val_auc:.4f} test {test_auc:.4f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
