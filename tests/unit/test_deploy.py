@@ -35,7 +35,7 @@ def compose() -> dict:
 def test_compose_has_the_team_stack(compose: dict) -> None:
     services = compose["services"]
     assert set(services) >= {
-        "postgres", "minio", "minio-init", "mlflow", "serve", "prometheus", "grafana"
+        "postgres", "minio", "minio-init", "mlflow", "serve", "dashboard", "prometheus", "grafana"
     }  # fmt: skip
     assert (
         services["mlflow"]["command"][0] == "server" and "--auth" in services["mlflow"]["command"]
@@ -47,6 +47,8 @@ def test_compose_has_the_team_stack(compose: dict) -> None:
         "serve", "--model-uri", "models:/hotel-booking-cancellation@production"
     ]  # fmt: skip
     assert services["serve"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert services["dashboard"]["command"][0] == "dashboard"
+    assert services["dashboard"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
 def test_every_secret_is_required_from_the_environment(compose: dict) -> None:
