@@ -6,6 +6,7 @@ help lists them.
 
 from innflow.cli import data_commands, training  # noqa: F401, I001  (import order = help order)
 from innflow.cli import registry, serving  # noqa: F401
+from innflow.cli import monitoring  # noqa: F401
 from innflow.cli.base import app, main
 
 __all__ = ["app", "main"]

@@ -13,6 +13,12 @@ from innflow.tracking.logged_models import (
     model_uri,
     trusted_types,
 )
+from innflow.tracking.monitoring import (
+    MONITORING_EXPERIMENT,
+    PROFILE_KEY,
+    log_series,
+    reference_profile,
+)
 from innflow.tracking.registry import (
     AUDIT_EXPERIMENT,
     alias_version,
@@ -44,11 +50,14 @@ from innflow.tracking.runs import (
 from innflow.tracking.store import DEFAULT_STORE, connect, mlflow_uri, resolve_store
 
 __all__ = [
-    "AUDIT_EXPERIMENT", "CONFIG_ARTIFACT", "DEFAULT_STORE", "MODEL_NAME", "TRUSTED_PREFIXES",
+    "AUDIT_EXPERIMENT", "CONFIG_ARTIFACT", "DEFAULT_STORE", "MODEL_NAME", "MONITORING_EXPERIMENT",
+    "PROFILE_KEY", "TRUSTED_PREFIXES",
     "alias_version", "connect", "delete_alias", "describe_model", "download_artifact",
     "find_finished_run", "get_run", "load_for_serving", "load_pyfunc", "log_child_run",
-    "log_datasets", "log_model", "log_params", "log_results", "log_run_text", "log_setup",
+    "log_datasets", "log_model", "log_params", "log_results", "log_run_text", "log_series",
+    "log_setup",
     "mlflow_uri", "model_uri", "model_version", "moves", "read_config_text", "record_move",
+    "reference_profile",
     "register_version", "resolve_store", "run", "schema_sample", "set_alias",
     "set_version_tags", "top_runs", "trusted_types", "versions",
 ]  # fmt: skip

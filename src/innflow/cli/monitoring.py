@@ -1,0 +1,74 @@
+"""Monitoring commands: monitor (drift and decay against the model's reference) and
+simulate (retraining policies replayed on history).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from innflow.cli.base import ConfigOption, JsonOption, SetOption, app, emit_json, err, out
+
+DEFAULT_MODEL_URI = "models:/hotel-booking-cancellation@production"
+
+
+@app.command()
+def monitor(
+    batch: Annotated[
+        Path | None, typer.Option("--batch", help="Bookings file (parquet/CSV) to check.")
+    ] = None,
+    log: Annotated[
+        Path | None, typer.Option("--log", help="The serving prediction log directory.")
+    ] = None,
+    model_uri: Annotated[
+        str, typer.Option("--model-uri", help="The model whose reference profile to use.")
+    ] = DEFAULT_MODEL_URI,
+    since: Annotated[
+        datetime | None,
+        typer.Option("--since", formats=["%Y-%m-%d"], help="Only arrivals (batch) or "
+                     "predictions (log) from this date."),
+    ] = None,  # fmt: skip
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+    html_file: Annotated[Path | None, typer.Option("--html", help="Write the HTML report.")] = None,
+    prom_file: Annotated[
+        Path | None, typer.Option("--prom", help="Write Prometheus metrics (textfile collector).")
+    ] = None,
+) -> None:
+    """Drift and decay against the model's reference profile; exit 4 when a threshold is crossed."""
+    from innflow.errors import DriftDetected
+    from innflow.monitoring.settings import load
+    from innflow.workflows.monitor import monitor as run_monitor
+
+    resolved, thresholds = load(config, overrides or [])
+    outcome = run_monitor(resolved, thresholds, model_uri, batch, log,
+                          since.date() if since else None, html_file, prom_file)  # fmt: skip
+    result = outcome.result
+    if as_json:
+        emit_json(outcome.to_dict())
+    else:
+        table = Table(title=f"{outcome.source}: {result.rows:,} bookings vs {model_uri}")
+        for column in ("feature", "PSI", "band", "distance"):
+            table.add_column(column, justify="right")
+        for d in [result.prediction, *result.features]:
+            colour = {"stable": "green", "moderate": "yellow", "shift": "red"}[d.band]
+            table.add_row(d.feature, f"{d.psi:.3f}", f"[{colour}]{d.band}[/]", f"{d.distance:.3f}")
+        out.print(table)
+        for name, value in (result.performance or {}).items():
+            out.print(f"{name:<12}{value:.4f}")
+        if result.variants is not None:
+            for r in result.variants.itertuples():
+                out.print(f"{r.variant} v{r.model_version}: ROC AUC {r.roc_auc:.4f} "
+                          f"[{r.roc_auc_low:.4f}, {r.roc_auc_high:.4f}] on {r.rows:,.0f}")  # fmt: skip
+        out.print(f"run_id      {outcome.run_id}")
+    for path in (html_file, prom_file):
+        if path is not None:
+            err.print(f"wrote {path}")
+    if not result.healthy:
+        raise DriftDetected(f"{result.status}: " + "; ".join(result.reasons))
+    err.print("[green]healthy: no threshold crossed[/]")
