@@ -54,7 +54,9 @@ class MonitorResult:
         for name, value in (self.performance or {}).items():
             found[name] = value
         if self.reference is not None:
-            found.update({f"reference_{k}": float(v) for k, v in self.reference.model_dump().items()})
+            found.update(
+                {f"reference_{k}": float(v) for k, v in self.reference.model_dump().items()}
+            )
         if self.variants is not None:
             for r in self.variants.itertuples():
                 for name in ("roc_auc", "roc_auc_low", "roc_auc_high", "rows"):
@@ -98,8 +100,9 @@ def check(
     log: pd.DataFrame | None = None,
 ) -> MonitorResult:
     """Compare a batch (model inputs) and its scores with the profile; with ``labels`` (NaN
-    where the outcome is not known yet) also performance against the model's held-out figures; with a labelled prediction ``log``
-    (variant, model_version, is_canceled, probability) the per-variant comparison.
+    where the outcome is not known yet) also performance against the model's held-out
+    figures; with a labelled prediction ``log`` (variant, model_version, is_canceled,
+    probability) the per-variant comparison.
     """
     t = thresholds
     features = drift.feature_drift(profile, batch, t.psi_moderate, t.psi_shift)
@@ -134,6 +137,13 @@ def check(
             log, t.bootstrap_rounds, t.confidence, t.seed, t.calibration_bins
         )
     return MonitorResult(
-        len(batch), features, prediction, figures, profile.performance, variants,
-        is_drift, bool(decayed), reasons + decayed,
-    )  # fmt: skip
+        len(batch),
+        features,
+        prediction,
+        figures,
+        profile.performance,
+        variants,
+        is_drift,
+        bool(decayed),
+        reasons + decayed,
+    )

@@ -5,6 +5,7 @@ plus the Wasserstein distance for numbers and the Jensen-Shannon distance for ca
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -63,7 +64,7 @@ class FeatureDrift:
 def _bin_labels(edges: list[float]) -> list[str]:
     if not edges:
         return ["all"]
-    inner = [f"({a:g}, {b:g}]" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    inner = [f"({a:g}, {b:g}]" for a, b in itertools.pairwise(edges)]
     return [f"<= {edges[0]:g}", *inner, f"> {edges[-1]:g}"]
 
 
@@ -71,8 +72,9 @@ def numeric_shares(profile: NumericProfile, values: np.ndarray) -> np.ndarray:
     """Shares of ``values`` in the profile's bins, then the share of nulls."""
     values = np.asarray(values, dtype="float64")
     null = np.isnan(values)
-    counts = np.bincount(bin_index(np.asarray(profile.edges), values[~null]),
-                         minlength=len(profile.shares))  # fmt: skip
+    counts = np.bincount(
+        bin_index(np.asarray(profile.edges), values[~null]), minlength=len(profile.shares)
+    )
     return np.append(counts, null.sum()) / max(len(values), 1)
 
 
@@ -92,9 +94,16 @@ def numeric_drift(
     if len(present) and profile.quantiles:
         distance = wasserstein_distance(profile.quantiles, present) / (profile.std or 1.0)
     return FeatureDrift(
-        name, "numeric", value, band(value, moderate, shift), "wasserstein_std", float(distance),
-        [*_bin_labels(profile.edges), MISSING], reference.tolist(), current.tolist(),
-    )  # fmt: skip
+        name,
+        "numeric",
+        value,
+        band(value, moderate, shift),
+        "wasserstein_std",
+        float(distance),
+        [*_bin_labels(profile.edges), MISSING],
+        reference.tolist(),
+        current.tolist(),
+    )
 
 
 def categorical_shares(profile: CategoricalProfile, values: pd.Series) -> np.ndarray:
@@ -113,9 +122,16 @@ def categorical_drift(
     value = psi(reference, current)
     distance = float(jensenshannon(reference, current, base=2))
     return FeatureDrift(
-        name, "categorical", value, band(value, moderate, shift), "jensen_shannon", distance,
-        [*profile.levels, OTHER], reference.tolist(), current.tolist(),
-    )  # fmt: skip
+        name,
+        "categorical",
+        value,
+        band(value, moderate, shift),
+        "jensen_shannon",
+        distance,
+        [*profile.levels, OTHER],
+        reference.tolist(),
+        current.tolist(),
+    )
 
 
 def feature_drift(

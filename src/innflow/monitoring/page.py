@@ -23,7 +23,8 @@ img{max-width:48%;margin:4px;border:1px solid #eee}
 
 def image(png: bytes, alt: str) -> str:
     """An embedded PNG."""
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+    data = base64.b64encode(png).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def table(frame: pd.DataFrame) -> str:
@@ -49,18 +50,34 @@ def render(result: MonitorResult, context: dict[str, str], thresholds: Monitorin
         f"<p>PSI bands: stable &lt; {thresholds.psi_moderate} &le; moderate &lt; "
         f"{thresholds.psi_shift} &le; shift. Distance: Wasserstein in reference standard "
         "deviations for numbers, Jensen-Shannon (base 2) for categories.</p>",
-        table(pd.DataFrame([{"feature": d.feature, "kind": d.kind, "psi": d.psi, "band": d.band,
-                             "statistic": d.statistic, "distance": d.distance}
-                            for d in [result.prediction, *result.features]])),  # fmt: skip
-        image(plots.psi_bars(result.features, thresholds.psi_moderate, thresholds.psi_shift),
-              "feature drift"),  # fmt: skip
+        table(
+            pd.DataFrame(
+                [
+                    {
+                        "feature": d.feature,
+                        "kind": d.kind,
+                        "psi": d.psi,
+                        "band": d.band,
+                        "statistic": d.statistic,
+                        "distance": d.distance,
+                    }
+                    for d in [result.prediction, *result.features]
+                ]
+            )
+        ),
+        image(
+            plots.psi_bars(result.features, thresholds.psi_moderate, thresholds.psi_shift),
+            "feature drift",
+        ),
         image(plots.shares(result.prediction), "prediction drift"),
         *[image(plots.shares(d), d.feature) for d in result.features[:4]],
     ]
     if result.performance is not None:
         reference = result.reference.model_dump() if result.reference else {}
-        rows = [{"metric": k, "this batch": v, "model's test": reference.get(k)}
-                for k, v in result.performance.items()]  # fmt: skip
+        rows = [
+            {"metric": k, "this batch": v, "model's test": reference.get(k)}
+            for k, v in result.performance.items()
+        ]
         body += ["<h2>Performance on rows with a known outcome</h2>", table(pd.DataFrame(rows))]
     if result.variants is not None and len(result.variants):
         reference_auc = result.reference.roc_auc if result.reference else None

@@ -63,7 +63,12 @@ def by_variant(
         p = group["probability"].to_numpy(dtype="float64")
         low, high = bootstrap_auc(y, p, rounds, confidence, seed)
         rows.append(
-            {"variant": str(variant), "model_version": str(version),
-             **figures(y, p, calibration_bins), "roc_auc_low": low, "roc_auc_high": high}
-        )  # fmt: skip
+            {
+                "variant": str(variant),
+                "model_version": str(version),
+                **figures(y, p, calibration_bins),
+                "roc_auc_low": low,
+                "roc_auc_high": high,
+            }
+        )
     return pd.DataFrame(rows)

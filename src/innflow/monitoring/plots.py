@@ -25,8 +25,11 @@ def psi_bars(features: list[FeatureDrift], moderate: float, shift: float) -> byt
     fig = Figure(figsize=(7, 0.28 * len(features) + 1.2))
     ax = fig.subplots()
     ordered = features[::-1]
-    ax.barh([d.feature for d in ordered], [d.psi for d in ordered],
-            color=[BAND_COLOURS[d.band] for d in ordered])  # fmt: skip
+    ax.barh(
+        [d.feature for d in ordered],
+        [d.psi for d in ordered],
+        color=[BAND_COLOURS[d.band] for d in ordered],
+    )
     for limit in (moderate, shift):
         ax.axvline(limit, color="grey", linestyle="--", linewidth=0.8)
     ax.set(xlabel="PSI vs the training window", title="Feature drift")
@@ -56,8 +59,13 @@ def variants(table: pd.DataFrame, reference_auc: float | None) -> bytes:
     high = (table["roc_auc_high"] - table["roc_auc"]).to_numpy()
     ax.errorbar(names, table["roc_auc"], yerr=[low, high], fmt="o", capsize=6)
     if reference_auc is not None:
-        ax.axhline(reference_auc, color="grey", linestyle="--", linewidth=0.8,
-                   label="monitored model's test ROC AUC")  # fmt: skip
+        ax.axhline(
+            reference_auc,
+            color="grey",
+            linestyle="--",
+            linewidth=0.8,
+            label="monitored model's test ROC AUC",
+        )
         ax.legend(fontsize=8)
     ax.set(ylabel="ROC AUC", title="Serving variants on labelled traffic")
     return _png(fig)
@@ -70,11 +78,14 @@ def policies(table: pd.DataFrame) -> bytes:
     for policy, rows in table.groupby("policy", sort=False):
         line = top.plot(rows["month"], rows["roc_auc"], "o-", label=str(policy), markersize=3)
         retrained = rows[rows["promoted"]]
-        top.plot(retrained["month"], retrained["roc_auc"], "^", color=line[0].get_color(),
-                 markersize=8)  # fmt: skip
+        top.plot(
+            retrained["month"], retrained["roc_auc"], "^", color=line[0].get_color(), markersize=8
+        )
         bottom.plot(rows["month"], rows["cost"], "o-", label=str(policy), markersize=3)
-    top.set(ylabel="ROC AUC", title="Retraining policies replayed month by month "
-            "(triangle: a new champion took over)")  # fmt: skip
+    top.set(
+        ylabel="ROC AUC",
+        title="Retraining policies replayed month by month (triangle: a new champion took over)",
+    )
     top.legend(fontsize=8)
     bottom.set(ylabel="expected cost (EUR)")
     bottom.tick_params(axis="x", rotation=60, labelsize=8)

@@ -21,8 +21,12 @@ from innflow.data import SCHEMA
 
 FORMAT = 1
 # The calendar moves by design; season shows up in lead time, ADR and the mix instead.
-CALENDAR = ("arrival_date_year", "arrival_date_month", "arrival_date_week_number",
-            "arrival_date_day_of_month")  # fmt: skip
+CALENDAR = (
+    "arrival_date_year",
+    "arrival_date_month",
+    "arrival_date_week_number",
+    "arrival_date_day_of_month",
+)
 # Numeric codes that name things (travel agent, company): profiled as categories.
 IDENTIFIERS = ("agent", "company")
 OTHER = "(other)"
@@ -158,7 +162,9 @@ def build(
         for c in columns
         if not is_categorical(c)
     }
-    categorical = {c: categorical_profile(training[c], max_levels) for c in columns if is_categorical(c)}
+    categorical = {
+        c: categorical_profile(training[c], max_levels) for c in columns if is_categorical(c)
+    }
     scores = np.asarray(scores, dtype="float64")
     performance = None
     if labels is not None and len(np.unique(labels)) == 2:

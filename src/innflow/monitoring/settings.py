@@ -1,5 +1,5 @@
 """Monitoring thresholds as validated, frozen data, read from the ``monitoring:`` key of a
-config YAML. (Kept beside the monitoring code until config.py takes it in.)
+config YAML (kept beside the monitoring code until config.py takes it in).
 """
 
 from __future__ import annotations

@@ -43,4 +43,6 @@ def log_series(series: dict[str, list[float]]) -> None:
         if value == value  # NaN (a month without both outcomes) is left out
     ]
     for start in range(0, len(found), 1000):  # the store's batch limit
-        mlflow.tracking.MlflowClient().log_batch(run.info.run_id, metrics=found[start : start + 1000])
+        mlflow.tracking.MlflowClient().log_batch(
+            run.info.run_id, metrics=found[start : start + 1000]
+        )

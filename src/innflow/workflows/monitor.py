@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from innflow import tracking
 from innflow import data as bookings
+from innflow import tracking
 from innflow.config import Config
 from innflow.errors import DataValidationError, RunNotFoundError
 from innflow.monitoring import exposition, page
@@ -41,9 +41,11 @@ def write_reference(prepared: Prepared, fitted: Fitted, directory: Path) -> dict
     parts = ("train", "validation") if prepared.config.model.refit_on_validation else ("train",)
     training = pd.concat([prepared.features(p) for p in parts])
     found = profiles.build(
-        training, fitted.test_proba, prepared.labels("test"),
+        training,
+        fitted.test_proba,
+        prepared.labels("test"),
         calibration_bins=prepared.config.evaluation.calibration_bins,
-    ).to_dict()  # fmt: skip
+    ).to_dict()
     (directory / "reference").mkdir(exist_ok=True)
     (directory / "reference" / "profile.json").write_text(json.dumps(found, indent=1))
     return found
@@ -92,7 +94,9 @@ def read_batch(path: Path, columns: list[str], since: date | None) -> Observed:
     return Observed(f"batch {path}", inputs, scores, _outcomes(frame), None)
 
 
-def read_log(directory: Path, columns: list[str], since: date | None, version: str | None) -> Observed:
+def read_log(
+    directory: Path, columns: list[str], since: date | None, version: str | None
+) -> Observed:
     """The serving prediction log; rows carry outcomes once ``is_canceled`` has been joined
     in. Drift is measured on the monitored version's rows (a shadow scores the same
     bookings again); the variant comparison uses every labelled row.
@@ -108,7 +112,9 @@ def read_log(directory: Path, columns: list[str], since: date | None, version: s
         raise DataValidationError(f"{directory}: unreadable prediction log: {e}") from e
     missing = [c for c in LOG_COLUMNS if c not in frame]
     if missing:
-        raise DataValidationError(f"{directory}: not a prediction log, missing {', '.join(missing)}")
+        raise DataValidationError(
+            f"{directory}: not a prediction log, missing {', '.join(missing)}"
+        )
     if since is not None:
         frame = frame[pd.to_datetime(frame["scored_at"], utc=True) >= pd.Timestamp(since, tz="UTC")]
     if frame.empty:
@@ -120,8 +126,13 @@ def read_log(directory: Path, columns: list[str], since: date | None, version: s
     labels = _outcomes(ours)
     labelled = frame[frame[bookings.TARGET].notna()] if labels is not None else frame.iloc[:0]
     log = labelled.assign(probability=_probabilities(labelled, str(directory)))
-    return Observed(f"log {directory}", inputs, _probabilities(ours, str(directory)), labels,
-                    log if len(log) else None)  # fmt: skip
+    return Observed(
+        f"log {directory}",
+        inputs,
+        _probabilities(ours, str(directory)),
+        labels,
+        log if len(log) else None,
+    )
 
 
 @dataclass
@@ -136,8 +147,13 @@ class MonitorOutcome:
 
     def to_dict(self) -> dict:
         """JSON form."""
-        return {"run_id": self.run_id, "model": self.model, "source": self.source,
-                "seconds": self.seconds, **self.result.to_dict()}  # fmt: skip
+        return {
+            "run_id": self.run_id,
+            "model": self.model,
+            "source": self.source,
+            "seconds": self.seconds,
+            **self.result.to_dict(),
+        }
 
 
 def load_profile(model_uri: str) -> tuple[profiles.ReferenceProfile, dict[str, Any]]:
@@ -178,16 +194,28 @@ def monitor(
     started = time.perf_counter()
     result = check(profile, observed.inputs, scores, thresholds, observed.labels, observed.log)
     seconds = time.perf_counter() - started
-    model = {"name": str(described.get("name") or ""), "version": str(version or ""),
-             "uri": model_uri, "run_id": str(described.get("run_id") or "")}  # fmt: skip
-    context = {"model": f"{model_uri} (version {model['version'] or '-'})",
-               "input": observed.source, "rows": f"{result.rows:,}",
-               "since": str(since) if since else "-"}  # fmt: skip
-    tags = {"innflow.kind": "monitor", "innflow.model_name": model["name"],
-            "innflow.model_version": model["version"], "innflow.model_uri": model_uri,
-            "innflow.monitor_status": result.status, "innflow.monitor_source": observed.source,
-            "innflow.monitor_reasons": "; ".join(result.reasons)[:4900] or "none",
-            "innflow.shifted_features": ",".join(result.shifted(thresholds.psi_shift))}  # fmt: skip
+    model = {
+        "name": str(described.get("name") or ""),
+        "version": str(version or ""),
+        "uri": model_uri,
+        "run_id": str(described.get("run_id") or ""),
+    }
+    context = {
+        "model": f"{model_uri} (version {model['version'] or '-'})",
+        "input": observed.source,
+        "rows": f"{result.rows:,}",
+        "since": str(since) if since else "-",
+    }
+    tags = {
+        "innflow.kind": "monitor",
+        "innflow.model_name": model["name"],
+        "innflow.model_version": model["version"],
+        "innflow.model_uri": model_uri,
+        "innflow.monitor_status": result.status,
+        "innflow.monitor_source": observed.source,
+        "innflow.monitor_reasons": "; ".join(result.reasons)[:4900] or "none",
+        "innflow.shifted_features": ",".join(result.shifted(thresholds.psi_shift)),
+    }
     name = f"monitor-v{model['version'] or 'x'}-{result.status}"
     with tracking.run(tracking.MONITORING_EXPERIMENT, name, tags) as active:
         tracking.log_params({f"monitoring.{k}": v for k, v in thresholds.model_dump().items()})
@@ -199,8 +227,9 @@ def monitor(
             )
             rendered = page.render(result, context, thresholds)
             (Path(tmp) / "monitoring.html").write_text(rendered)
-            tracking.log_results({**result.metrics(), "duration_check_seconds": seconds}, {},
-                                 Path(tmp))  # fmt: skip
+            tracking.log_results(
+                {**result.metrics(), "duration_check_seconds": seconds}, {}, Path(tmp)
+            )
     if html_file is not None:
         html_file.write_text(rendered)
     if prom_file is not None:
