@@ -225,3 +225,45 @@ def test_thresholds_come_from_the_monitoring_key(tmp_path) -> None:
         settings.load(path)
     with pytest.raises(ConfigError, match="psi_shift"):
         settings.load(None, ["monitoring.psi_shift=-1"])
+
+
+def test_alert_rules_use_metrics_innflow_exports(tmp_path, sample_frame) -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from innflow.monitoring.exposition import write_textfile
+    from innflow.serving.metrics import ServiceMetrics
+
+    exported = set()
+    for family in ServiceMetrics().registry.collect():
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
+        exported |= {family.name + s for s in suffixes.get(family.type, [""])}
+    window = _window(sample_frame)
+    scores = np.random.default_rng(14).uniform(size=len(window))
+    reference = profile.build(window[COLUMNS], scores, window["is_canceled"].to_numpy())
+    log = pd.DataFrame(
+        {
+            "variant": "production",
+            "model_version": "1",
+            "is_canceled": window["is_canceled"],
+            "probability": scores,
+        }
+    )
+    labels = window["is_canceled"].to_numpy(dtype=float)
+    result = check(reference, window[COLUMNS], scores, settings.MonitoringConfig(), labels, log)
+    write_textfile(result, {"name": "m", "version": "1", "uri": "models:/m/1"}, tmp_path / "m.prom")
+    exported |= set(re.findall(r"^(innflow_\w+)", (tmp_path / "m.prom").read_text(), re.M))
+    rules_file = Path(__file__).parents[2] / "deploy" / "prometheus" / "alerts.yml"
+    rules = [r for g in yaml.safe_load(rules_file.read_text())["groups"] for r in g["rules"]]
+    assert {
+        "InnflowFeatureDrift",
+        "InnflowPerformanceDecay",
+        "InnflowHighErrorRate",
+        "InnflowHighLatency",
+    } <= {r["alert"] for r in rules}
+    for rule in rules:
+        assert rule["labels"]["severity"] in ("warning", "critical")
+        used = set(re.findall(r"\b(innflow_\w+)", rule["expr"]))
+        assert used and used <= exported, (rule["alert"], used - exported)
