@@ -84,8 +84,14 @@ def test_categories_are_capped_and_unseen_levels_pool_in_other() -> None:
 
 
 def test_identifier_codes_are_levels_without_decimals() -> None:
-    codes = pd.Series([9.0, 240.0, np.nan])
-    assert profile.levels(codes).tolist() == ["9", "240", profile.MISSING]
+    codes = pd.Series([9.0, 240.0, np.nan, 9.0])
+    shares = profile.level_shares(codes)
+    assert shares.to_dict() == {"9": 0.5, "240": 0.25, profile.MISSING: 0.25}
+    assert profile.level_shares(pd.Series(["b", "a", None, "a"])).index.tolist() == [
+        "a",
+        profile.MISSING,
+        "b",
+    ]
     assert profile.is_categorical("agent") and not profile.is_categorical("lead_time")
 
 

@@ -20,7 +20,7 @@ from innflow.monitoring.profile import (
     NumericProfile,
     ReferenceProfile,
     bin_index,
-    levels,
+    level_shares,
 )
 
 # Empty bins would make PSI infinite; the usual floor.
@@ -108,7 +108,7 @@ def numeric_drift(
 
 def categorical_shares(profile: CategoricalProfile, values: pd.Series) -> np.ndarray:
     """Shares of the profile's levels in ``values``, then of every other level."""
-    found = levels(values).value_counts(normalize=True)
+    found = level_shares(values)
     kept = found.reindex(profile.levels, fill_value=0.0).to_numpy(dtype="float64")
     return np.append(kept, max(0.0, 1.0 - kept.sum()))
 

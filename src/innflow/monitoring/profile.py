@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from innflow import evaluation
 from innflow.data import SCHEMA
+from innflow.monitoring.performance import figures
 
 FORMAT = 1
 # The calendar moves by design; season shows up in lead time, ADR and the mix instead.
@@ -92,16 +92,23 @@ def is_categorical(column: str) -> bool:
     return SCHEMA[column][0] == "str" or column in IDENTIFIERS
 
 
-def levels(values: pd.Series) -> pd.Series:
-    """Category values as text, nulls as ``(missing)``; identifier codes without ``.0``."""
-    null = values.isna().to_numpy()
-    if pd.api.types.is_numeric_dtype(values):
-        numbers = values.to_numpy(dtype="float64")
-        whole = np.all(np.isnan(numbers) | (numbers == np.floor(numbers)))
-        text = np.nan_to_num(numbers).astype(np.int64).astype(str) if whole else numbers.astype(str)
-    else:
-        text = values.astype(str).to_numpy()
-    return pd.Series(np.where(null, MISSING, text), index=values.index, dtype=object)
+def _label(value: object) -> str:
+    if pd.isna(value):  # type: ignore[call-overload]
+        return MISSING
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def level_shares(values: pd.Series) -> pd.Series:
+    """Share of each level, most frequent first; nulls as ``(missing)``, identifier codes
+    without ``.0``. Counted before labelling: a few distinct values, not every row, become
+    text.
+    """
+    counts = values.value_counts(dropna=False, normalize=True, sort=False)
+    shares = pd.Series(counts.to_numpy(), index=[_label(v) for v in counts.index], dtype=float)
+    shares = shares.groupby(level=0, sort=True).sum()
+    return shares.sort_values(ascending=False, kind="stable")
 
 
 def bin_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -133,8 +140,7 @@ def numeric_profile(values: np.ndarray, bins: int = 10, sketch: int = 100) -> Nu
 
 def categorical_profile(values: pd.Series, max_levels: int = 20) -> CategoricalProfile:
     """Shares of the ``max_levels`` most frequent levels; rarer ones pooled as ``(other)``."""
-    shares = levels(values).value_counts(normalize=True, sort=True)
-    kept = shares.iloc[:max_levels]
+    kept = level_shares(values).iloc[:max_levels]
     return CategoricalProfile(
         levels=[str(v) for v in kept.index],
         shares=[float(s) for s in kept.to_numpy()],
@@ -168,13 +174,13 @@ def build(
     scores = np.asarray(scores, dtype="float64")
     performance = None
     if labels is not None and len(np.unique(labels)) == 2:
-        figures = evaluation.classification_metrics(labels, scores, 0.5)
+        found = figures(labels, scores, calibration_bins)
         performance = Performance(
             rows=len(labels),
-            roc_auc=figures["roc_auc"],
-            brier=figures["brier"],
-            ece=evaluation.expected_calibration_error(labels, scores, calibration_bins),
-            cancel_rate=float(np.mean(labels)),
+            roc_auc=found["roc_auc"],
+            brier=found["brier"],
+            ece=found["ece"],
+            cancel_rate=found["cancel_rate"],
         )
     return ReferenceProfile(
         rows=len(training),
