@@ -205,6 +205,12 @@ def test_bad_input_is_one_line_and_exit_2(env, cli) -> None:
         ("--batch", str(path / "nowhere.parquet")): "not found",
         ("--batch", str(path / "missing.parquet"), "--log", str(path)): "exactly one",
         ("--batch", str(path / "window.parquet"), "--since", "2030-01-01"): "no bookings",
+        (
+            "--batch",
+            str(path / "window.parquet"),
+            "--html",
+            str(path / "no" / "x.html"),
+        ): "does not exist",
     }
     window.to_parquet(path / "window.parquet")
     for args, needle in cases.items():

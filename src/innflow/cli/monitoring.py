@@ -120,11 +120,13 @@ def simulate(
     from innflow.monitoring.policies import validate
     from innflow.monitoring.settings import load
     from innflow.workflows.backtest import months
+    from innflow.workflows.monitor import check_writable
     from innflow.workflows.simulate import html_page, to_dict
     from innflow.workflows.simulate import simulate as run_simulation
 
     resolved, thresholds = load(config, overrides or [])
     chosen = validate(policy or ["never", "monthly", "on-drift"])
+    check_writable(html_file)
     with Progress(console=err) as bar:
         task = bar.add_task("simulate", total=len(chosen) * len(months(start, end)))
 

@@ -78,5 +78,4 @@ def write_textfile(result: MonitorResult, model: dict[str, str], path: Path) -> 
                     version=str(r.model_version),
                     bound=bound,
                 )
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(str(path), registry)

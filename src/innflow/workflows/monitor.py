@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from innflow import data as bookings
 from innflow import tracking
 from innflow.config import Config
-from innflow.errors import DataValidationError, RunNotFoundError
+from innflow.errors import ConfigError, DataValidationError, RunNotFoundError
 from innflow.monitoring import exposition, page
 from innflow.monitoring import profile as profiles
 from innflow.monitoring.check import MonitorResult, check
@@ -49,6 +49,13 @@ def write_reference(prepared: Prepared, fitted: Fitted, directory: Path) -> dict
     (directory / "reference").mkdir(exist_ok=True)
     (directory / "reference" / "profile.json").write_text(json.dumps(found, indent=1))
     return found
+
+
+def check_writable(*paths: Path | None) -> None:
+    """Refuse an output file whose directory does not exist before any work is done."""
+    for path in paths:
+        if path is not None and not path.parent.is_dir():
+            raise ConfigError(f"cannot write {path}: directory {path.parent} does not exist")
 
 
 @dataclass
@@ -124,7 +131,9 @@ def read_log(
     ours = (ours if len(ours) else frame).reset_index(drop=True)
     inputs = bookings.validate(ours, tuple(columns))
     labels = _outcomes(ours)
-    labelled = frame[frame[bookings.TARGET].notna()] if labels is not None else frame.iloc[:0]
+    labelled = frame.iloc[:0]
+    if _outcomes(frame) is not None:
+        labelled = frame[frame[bookings.TARGET].notna()]
     log = labelled.assign(probability=_probabilities(labelled, str(directory)))
     return Observed(
         f"log {directory}",
@@ -178,6 +187,7 @@ def monitor(
     """Check a batch or the prediction log against the model's reference; record a run."""
     if (batch is None) == (log is None):
         raise DataValidationError("give exactly one of --batch FILE or --log DIR")
+    check_writable(html_file, prom_file)
     tracking.connect(config.tracking.uri)
     profile, described = load_profile(model_uri)
     columns = list(described["metadata"].get("innflow_input_columns") or profile.features)
