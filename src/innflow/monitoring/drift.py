@@ -64,8 +64,8 @@ class FeatureDrift:
 def _bin_labels(edges: list[float]) -> list[str]:
     if not edges:
         return ["all"]
-    inner = [f"({a:g}, {b:g}]" for a, b in itertools.pairwise(edges)]
-    return [f"<= {edges[0]:g}", *inner, f"> {edges[-1]:g}"]
+    inner = [f"({a:.4g}, {b:.4g}]" for a, b in itertools.pairwise(edges)]
+    return [f"<= {edges[0]:.4g}", *inner, f"> {edges[-1]:.4g}"]
 
 
 def numeric_shares(profile: NumericProfile, values: np.ndarray) -> np.ndarray:
