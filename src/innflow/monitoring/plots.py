@@ -75,13 +75,22 @@ def policies(table: pd.DataFrame) -> bytes:
     """Monthly ROC AUC and cost per retraining policy, retrains marked."""
     fig = Figure(figsize=(8, 5.5))
     top, bottom = fig.subplots(2, 1, sharex=True)
-    for policy, rows in table.groupby("policy", sort=False):
-        line = top.plot(rows["month"], rows["roc_auc"], "o-", label=str(policy), markersize=3)
+    styles = ["-", "--", ":", "-."]  # identical policies stay visible on top of each other
+    for i, (policy, rows) in enumerate(table.groupby("policy", sort=False)):
+        style = styles[i % len(styles)]
+        line = top.plot(
+            rows["month"],
+            rows["roc_auc"],
+            marker="o",
+            linestyle=style,
+            label=str(policy),
+            markersize=3,
+        )
         retrained = rows[rows["promoted"]]
         top.plot(
             retrained["month"], retrained["roc_auc"], "^", color=line[0].get_color(), markersize=8
         )
-        bottom.plot(rows["month"], rows["cost"], "o-", label=str(policy), markersize=3)
+        bottom.plot(rows["month"], rows["cost"], marker="o", linestyle=style, markersize=3)
     top.set(
         ylabel="ROC AUC",
         title="Retraining policies replayed month by month (triangle: a new champion took over)",
