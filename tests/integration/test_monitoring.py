@@ -103,9 +103,9 @@ def test_the_training_window_is_healthy_and_doubled_lead_time_exits_4(env, cli) 
     assert "<img" in (path / "ok.html").read_text()
     client = MlflowClient(store)
     run = client.get_run(json.loads(shifted.stdout)["run_id"])
-    assert run.data.tags["innflow.monitor_status"].startswith("drift")
+    assert run.data.tags["innflow.status"].startswith("drift")
     assert run.data.tags["innflow.model_version"] == version
-    assert run.data.metrics["psi__lead_time"] == pytest.approx(psi["lead_time"])
+    assert run.data.metrics["psi.lead_time"] == pytest.approx(psi["lead_time"])
     assert "monitoring.html" in {a.path for a in client.list_artifacts(run.info.run_id)}
 
 
@@ -290,6 +290,10 @@ def test_simulation_table_and_monthly_policy_equals_the_backtest(workdir, cli) -
     assert len(retrains) == 1
     assert {r.data.tags["innflow.approval"] for r in retrains} == {"auto-approved"}
     assert all(r.data.tags["innflow.approved_by"] for r in retrains)
+    assert parent.data.metrics["policy.monthly.retrains"] == 1
+    assert parent.data.metrics["policy.never.mean_roc_auc"] == pytest.approx(
+        summary["never"]["mean_roc_auc"]
+    )
     assert "<img" in (workdir.path / "sim.html").read_text()
 
 

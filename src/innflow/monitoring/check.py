@@ -46,11 +46,14 @@ class MonitorResult:
         return [d.feature for d in self.features if d.psi >= threshold]
 
     def metrics(self) -> dict[str, float]:
-        """Flat figures for a tracking run or a table (NaN-free)."""
+        """Flat figures for a tracking run (NaN-free): ``psi.<feature>``,
+        ``distance.<feature>``, ``prediction_psi``, ``roc_auc``..., ``reference_roc_auc``...,
+        ``variant.<variant>.v<version>.roc_auc``.
+        """
         found: dict[str, float] = {"rows": float(self.rows), "prediction_psi": self.prediction.psi}
         for d in self.features:
-            found[f"psi__{d.feature}"] = d.psi
-            found[f"distance__{d.feature}"] = d.distance
+            found[f"psi.{d.feature}"] = d.psi
+            found[f"distance.{d.feature}"] = d.distance
         for name, value in (self.performance or {}).items():
             found[name] = value
         if self.reference is not None:
@@ -60,7 +63,9 @@ class MonitorResult:
         if self.variants is not None:
             for r in self.variants.itertuples():
                 for name in ("roc_auc", "roc_auc_low", "roc_auc_high", "rows"):
-                    found[f"{name}__{r.variant}__v{r.model_version}"] = float(getattr(r, name))
+                    found[f"variant.{r.variant}.v{r.model_version}.{name}"] = float(
+                        getattr(r, name)
+                    )
         return {k: float(v) for k, v in found.items() if not math.isnan(v)}
 
     def to_dict(self) -> dict:

@@ -221,7 +221,7 @@ def monitor(
         "innflow.model_name": model["name"],
         "innflow.model_version": model["version"],
         "innflow.model_uri": model_uri,
-        "innflow.monitor_status": result.status,
+        "innflow.status": result.status,
         "innflow.monitor_source": observed.source,
         "innflow.monitor_reasons": "; ".join(result.reasons)[:4900] or "none",
         "innflow.shifted_features": ",".join(result.shifted(thresholds.psi_shift)),

@@ -277,7 +277,7 @@ def simulate(
             (Path(tmp) / "plots" / "simulation.png").write_bytes(plots.policies(table))
             (Path(tmp) / "simulation.html").write_text(html_page(table, summary, start, end))
             totals = {
-                f"{r.policy}_{k}": float(getattr(r, k))
+                f"policy.{r.policy}.{k}": float(getattr(r, k))
                 for r in summary.itertuples()
                 for k in ("mean_roc_auc", "mean_roc_auc_2017", "total_cost", "retrains")
             }
