@@ -42,6 +42,7 @@ bench: setup
 	$(RUN) python benchmarks/tune_overhead.py
 	$(RUN) python benchmarks/model_kinds.py
 	$(RUN) python benchmarks/tracking_throughput.py
+	$(RUN) python benchmarks/monitoring.py
 
 ui: setup  ## the MLflow UI on the embedded store: http://127.0.0.1:5000
 	$(RUN) mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000

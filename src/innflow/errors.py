@@ -1,7 +1,8 @@
 """The few deliberate errors innflow raises, each with the exit code the CLI maps it to.
 
 User errors (bad config, bad data, leaky columns, unknown runs) exit 2; a reproduction that
-does not match exits 1. Anything else is a bug and keeps its traceback.
+does not match exits 1, a gate refusal 3, a monitoring alert (drift or decay) 4. Anything
+else is a bug and keeps its traceback.
 """
 
 
@@ -47,3 +48,9 @@ class NotebookFailed(InnflowError):
     """A cell of an executed notebook raised; the run is marked FAILED."""
 
     exit_code = 1
+
+
+class DriftDetected(InnflowError):
+    """Monitoring found drift or decay past the thresholds: the retraining trigger."""
+
+    exit_code = 4

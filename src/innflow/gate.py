@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
-from innflow.config import GateConfig
+from innflow import business, evaluation
+from innflow.config import EvaluationConfig, GateConfig
 
 LOWER_IS_BETTER = {"brier", "log_loss", "cost", "ece"}
 
@@ -31,6 +33,23 @@ class GateDecision:
     def to_dict(self) -> dict:
         """JSON form (the report artifact)."""
         return {"passed": self.passed, "reasons": self.reasons, "checks": self.checks}
+
+
+def window_metrics(
+    raw: pd.DataFrame, y: np.ndarray, proba: np.ndarray, threshold: float, ev: EvaluationConfig
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """What the gate looks at for one model on one window: metrics, ECE, cost at the
+    model's threshold, and slices (the same code as at training time).
+    """
+    metrics = evaluation.classification_metrics(y, proba, threshold)
+    metrics["ece"] = evaluation.expected_calibration_error(y, proba, ev.calibration_bins)
+    miss = business.missed_cancellation_cost(raw, ev.cost)
+    metrics["cost"] = business.summarize(y, proba, miss, ev.cost.walk_cost, threshold).cost
+    slices = evaluation.slice_metrics(
+        evaluation.slice_frame(raw, tuple(ev.slices)), y, proba, ev.slice_min_support,
+        ev.slice_max_auc_gap,
+    )  # fmt: skip
+    return metrics, slices
 
 
 def decide(

@@ -46,6 +46,18 @@ def test_core_module_stays_pure(module: str) -> None:
     assert not bad, f"{module}.py imports {bad}"
 
 
+@pytest.mark.parametrize("path", sorted((SRC / "monitoring").glob("*.py")), ids=lambda p: p.name)
+def test_monitoring_package_stays_pure(path: Path) -> None:
+    imported = _imports(path)
+    assert not {
+        n
+        for n in imported
+        if n.split(".")[0] in FORBIDDEN_IN_CORE
+        or n in FORBIDDEN_IN_CORE
+        or n.startswith(("innflow.tracking", "innflow.workflows", "innflow.cli"))
+    }
+
+
 def test_only_tracking_imports_mlflow() -> None:
     offenders = [
         str(path.relative_to(SRC))

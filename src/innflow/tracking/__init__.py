@@ -13,6 +13,12 @@ from innflow.tracking.logged_models import (
     model_uri,
     trusted_types,
 )
+from innflow.tracking.monitoring import (
+    MONITORING_EXPERIMENT,
+    PROFILE_KEY,
+    log_series,
+    reference_profile,
+)
 from innflow.tracking.notebooks import (
     NOTEBOOK_RUN_ENV,
     adopt_training_result,
@@ -52,12 +58,14 @@ from innflow.tracking.spark import probability_udf, spark_session
 from innflow.tracking.store import DEFAULT_STORE, connect, mlflow_uri, resolve_store
 
 __all__ = [
-    "AUDIT_EXPERIMENT", "CONFIG_ARTIFACT", "DEFAULT_STORE", "MODEL_NAME", "NOTEBOOK_RUN_ENV",
-    "TRUSTED_PREFIXES", "adopt_training_result", "alias_version", "connect", "delete_alias",
-    "describe_model", "download_artifact", "find_finished_run", "get_run", "kernel_environment",
+    "AUDIT_EXPERIMENT", "CONFIG_ARTIFACT", "DEFAULT_STORE", "MODEL_NAME",
+    "MONITORING_EXPERIMENT", "NOTEBOOK_RUN_ENV", "PROFILE_KEY", "TRUSTED_PREFIXES",
+    "adopt_training_result", "alias_version", "connect", "delete_alias", "describe_model",
+    "download_artifact", "find_finished_run", "get_run", "kernel_environment",
     "load_for_serving", "load_pyfunc", "log_child_run", "log_datasets", "log_model",
-    "log_params", "log_results", "log_run_text", "log_setup", "mlflow_uri", "model_uri",
-    "model_version", "moves", "notebook_run_id", "probability_udf", "read_config_text",
-    "record_move", "register_version", "resolve_store", "run", "runs_of_kind", "schema_sample",
-    "set_alias", "set_version_tags", "spark_session", "top_runs", "trusted_types", "versions",
+    "log_params", "log_results", "log_run_text", "log_series", "log_setup", "mlflow_uri",
+    "model_uri", "model_version", "moves", "notebook_run_id", "probability_udf",
+    "read_config_text", "record_move", "reference_profile", "register_version", "resolve_store",
+    "run", "runs_of_kind", "schema_sample", "set_alias", "set_version_tags", "spark_session",
+    "top_runs", "trusted_types", "versions",
 ]  # fmt: skip

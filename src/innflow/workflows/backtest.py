@@ -22,7 +22,7 @@ from innflow import business, evaluation, plots, tracking
 from innflow import data as bookings
 from innflow.config import Config, flatten, from_dict
 from innflow.errors import ConfigError
-from innflow.workflows.train import Prepared, Step, _quiet, fit, resolve_threads
+from innflow.workflows.train import Fitted, Prepared, Step, _quiet, fit, resolve_threads
 
 MonthCallback = Callable[[str, dict[str, float]], None]
 
@@ -59,6 +59,18 @@ def _month_config(config: Config, month: date) -> Config:
     return from_dict(tree)
 
 
+def fit_month(
+    frame: pd.DataFrame, config: Config, month: date, data_sha: str, threads: int
+) -> tuple[Prepared, Fitted]:
+    """Train for test month ``month`` exactly as `innflow train` does: validation = the
+    month before (threshold chosen there), refit on every arrival before ``month``.
+    """
+    month_config = _month_config(config, month)
+    split = bookings.split(frame, month_config.split, config.seed)
+    prepared = Prepared(month_config, data_sha, split, bookings.input_columns(config.features))
+    return prepared, fit(prepared, threads)
+
+
 def backtest(
     config: Config,
     start: str = "2016-07",
@@ -73,7 +85,6 @@ def backtest(
     on_step("loading and validating data")
     frame = bookings.load_bookings(config.data.path)
     data_sha = bookings.file_sha256(config.data.path)
-    columns = bookings.input_columns(config.features)
     cost = config.evaluation.cost
     tracking.connect(config.tracking.uri)
     tags = {"innflow.kind": "backtest", "innflow.model_kind": config.model.kind,
@@ -86,11 +97,9 @@ def backtest(
         tracking.log_setup(config.to_yaml(), params, tags, {})
         for month in targets:
             label = month.strftime("%Y-%m")
-            month_config = _month_config(config, month)
-            split = bookings.split(frame, month_config.split, config.seed)
-            prepared = Prepared(month_config, data_sha, split, columns)
             started = time.perf_counter()
-            fitted = fit(prepared, threads)
+            prepared, fitted = fit_month(frame, config, month, data_sha, threads)
+            split = prepared.split
             y = prepared.labels("test")
             miss = business.missed_cancellation_cost(split.test, cost)
             summary = business.summarize(

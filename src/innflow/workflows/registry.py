@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from innflow import business, evaluation, gate, tracking
+from innflow import gate, tracking
 from innflow.config import Config
 from innflow.errors import ConfigError, GateFailed, RunNotFoundError
 from innflow.workflows.train import Prepared, prepare
@@ -80,19 +80,7 @@ def _window_metrics(
     raw = prepared.split.test
     proba = np.asarray(model.predict(prepared.features("test")), dtype="float64")
     proba = proba[:, 1] if proba.ndim == 2 else proba
-    y = prepared.labels("test")
-    metrics = evaluation.classification_metrics(y, proba, threshold)
-    metrics["ece"] = evaluation.expected_calibration_error(
-        y, proba, config.evaluation.calibration_bins
-    )
-    cost = config.evaluation.cost
-    miss = business.missed_cancellation_cost(raw, cost)
-    metrics["cost"] = business.summarize(y, proba, miss, cost.walk_cost, threshold).cost
-    slices = evaluation.slice_metrics(
-        evaluation.slice_frame(raw, tuple(config.evaluation.slices)), y, proba,
-        config.evaluation.slice_min_support, config.evaluation.slice_max_auc_gap,
-    )  # fmt: skip
-    return metrics, slices
+    return gate.window_metrics(raw, prepared.labels("test"), proba, threshold, config.evaluation)
 
 
 def _threshold(version) -> float:

@@ -24,6 +24,7 @@ from innflow import data as bookings
 from innflow.assessment import Assessment
 from innflow.config import Config, flatten
 from innflow.errors import ConfigError, DataValidationError
+from innflow.workflows.monitor import write_reference
 
 Step = Callable[[str], None]
 
@@ -274,6 +275,7 @@ def train(
             on_step("evaluating (metrics, slices, cost, explanations) while logging the model")
             with tempfile.TemporaryDirectory(prefix="innflow-evaluation-") as tmp:
                 evaluating = pool.submit(_write_evaluation, prepared, fitted, Path(tmp))
+                reference = write_reference(prepared, fitted, Path(tmp))
                 uri = tracking.log_model(
                     fitted.pipeline,
                     inputs=prepared.features("test"),
@@ -283,6 +285,7 @@ def train(
                         "innflow_model_kind": config.model.kind,
                         "innflow_predictions_sha256": fitted.predictions_sha256,
                         "innflow_input_columns": prepared.input_columns,
+                        tracking.PROFILE_KEY: reference,
                     },
                     code_dir=Path(__file__).resolve().parents[1],
                     nullable=tuple(c for c in prepared.input_columns if bookings.SCHEMA[c][1]),
