@@ -172,6 +172,27 @@ class TrackingConfig(_Frozen):
     run_name: str | None = None
 
 
+class MonitoringConfig(_Frozen):
+    """When drift or decay counts as an alert (exit 4, the retraining trigger)."""
+
+    psi_moderate: float = Field(default=0.10, gt=0, description="PSI band: moderate shift")
+    psi_shift: float = Field(default=0.25, gt=0, description="PSI band: significant shift")
+    max_shifted_features: int = Field(
+        default=0, ge=0, description="drift when more features than this reach psi_shift"
+    )
+    prediction_psi_shift: float = Field(default=0.25, gt=0)
+    max_roc_auc_drop: float = Field(default=0.03, ge=0, description="vs the model's test ROC AUC")
+    max_brier_rise: float = Field(default=0.03, ge=0, description="vs the model's test Brier")
+    max_ece_rise: float = Field(default=0.05, ge=0, description="vs the model's test ECE")
+    min_labelled_rows: int = Field(
+        default=200, ge=1, description="performance is judged only on this many outcomes"
+    )
+    bootstrap_rounds: int = Field(default=200, ge=10)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    calibration_bins: int = Field(default=10, ge=2)
+    seed: int = 42
+
+
 class Config(_Frozen):
     """A complete, validated innflow run configuration."""
 
@@ -184,6 +205,7 @@ class Config(_Frozen):
     tuning: TuningConfig = TuningConfig()
     registry: RegistryConfig = RegistryConfig()
     tracking: TrackingConfig = TrackingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible form, as logged with the run."""
@@ -194,8 +216,8 @@ class Config(_Frozen):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def digest(self) -> str:
-        """sha256 of what defines the result (tracking settings excluded)."""
-        payload = {k: v for k, v in self.to_dict().items() if k != "tracking"}
+        """sha256 of what defines the result (tracking and monitoring settings excluded)."""
+        payload = {k: v for k, v in self.to_dict().items() if k not in ("tracking", "monitoring")}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

@@ -273,3 +273,14 @@ def test_alert_rules_use_metrics_innflow_exports(tmp_path, sample_frame) -> None
         assert rule["labels"]["severity"] in ("warning", "critical")
         used = set(re.findall(r"\b(innflow_\w+)", rule["expr"]))
         assert used and used <= exported, (rule["alert"], used - exported)
+
+
+def test_a_training_config_may_carry_monitoring_thresholds(tmp_path) -> None:
+    from innflow import config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("seed: 7\nmonitoring:\n  psi_shift: 0.3\n")
+    cfg = config.load(path)
+    assert cfg.monitoring.psi_shift == 0.3
+    # thresholds do not change what a training run is, so reuse and reproduce ignore them
+    assert cfg.digest() == config.load(None, ["seed=7"]).digest()
