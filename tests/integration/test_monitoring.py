@@ -310,3 +310,23 @@ def test_simulation_refuses_unknown_policy_and_strict_gate_keeps_the_champion(wo
     payload = json.loads(result.stdout)
     assert payload["summary"][0]["retrains"] == 1 and payload["summary"][0]["promotions"] == 0
     assert [m["champion"] for m in payload["months"]] == ["2017-02", "2017-02"]
+
+
+def test_the_dashboard_shows_monitoring_over_time(env, cli) -> None:
+    from fastapi.testclient import TestClient
+
+    from innflow.workflows.dashboard import build_app
+
+    path, _, _, version, window = env
+    window = window.drop(columns=["is_canceled"])
+    window.to_parquet(path / "calm.parquet")
+    window.assign(lead_time=window["lead_time"] * 2).to_parquet(path / "moved.parquet")
+    assert cli("monitor", "--batch", str(path / "calm.parquet")).code == 0
+    assert cli("monitor", "--batch", str(path / "moved.parquet")).code == 4
+    client = TestClient(build_app(config.load(None, [f"data.path={path / 'bookings.parquet'}"])))
+    data = client.get("/api/data").json()
+    statuses = [r["tags"]["innflow.status"] for r in data["monitoring"]]
+    assert statuses[-2] == "healthy" and statuses[-1].startswith("drift")
+    assert all(r["tags"]["innflow.model_version"] == version for r in data["monitoring"])
+    page = client.get("/").text
+    assert "drift by feature (PSI)" in page and "lead_time" in page

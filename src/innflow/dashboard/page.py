@@ -128,12 +128,14 @@ def _simulations(data: dict[str, Any]) -> str:
     rows = [
         [_e(p)] + [_e(f"{latest['metrics'][f'policy.{p}.{m}']:.4f}")
                    if f"policy.{p}.{m}" in latest["metrics"] else "" for m in
-                   ("mean_roc_auc", "total_cost", "retrains")]
+                   ("mean_roc_auc", "mean_roc_auc_2017", "total_cost", "retrains")]
         for p in policies
     ]  # fmt: skip
     run, at = _e(latest["run_id"][:12]), _e(_when(latest["start_time"]))
     head = f"<p>Latest: run <code>{run}</code>, {at}</p>"
-    return head + _table(["policy", "mean ROC AUC", "total cost", "retrains"], rows)
+    return head + _table(
+        ["policy", "mean ROC AUC", "2017 mean ROC AUC", "total cost", "retrains"], rows
+    )
 
 
 def render(data: dict[str, Any]) -> str:
