@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from innflow import config
 from innflow.workflows.dashboard import build_app
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "outputs" / "test-artifacts"
 GATE = ["registry.gate.min_roc_auc=0.7", "registry.gate.slice_floor_roc_auc=0.5"]
 
 
@@ -88,9 +90,20 @@ def test_page_renders_in_headless_chromium_without_console_errors(workdir, cli, 
              "--virtual-time-budget=3000", "--dump-dom", f"http://127.0.0.1:{port}/"],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
+        # the screenshot is kept as a test artifact (outputs/ is git-ignored)
+        shot = ARTIFACTS / "dashboard.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        shot.unlink(missing_ok=True)
+        subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1280,1800",
+             "--virtual-time-budget=3000", f"--screenshot={shot}", f"http://127.0.0.1:{port}/"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+    assert shot.exists() and shot.stat().st_size > 10_000  # a rendered page, not a blank one
     assert browser.returncode == 0, browser.stderr[-2000:]
     dom = browser.stdout
     assert "Versions and aliases" in dom and "staging" in dom and "<svg" in dom

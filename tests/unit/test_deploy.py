@@ -17,7 +17,8 @@ import yaml
 
 from innflow.serving.metrics import ServiceMetrics
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
 SECRETS = {
     "POSTGRES_PASSWORD": "pg-secret", "MINIO_ROOT_USER": "minio-user",
     "MINIO_ROOT_PASSWORD": "minio-secret", "MLFLOW_ADMIN_PASSWORD": "admin-secret",
@@ -62,18 +63,28 @@ def test_every_secret_is_required_from_the_environment(compose: dict) -> None:
                 assert ":?" in str(value), f"{key} has a default or a literal value"
 
 
+def _monitor_metrics() -> set[str]:
+    """The series `innflow monitor --prom` writes (its gauges, as declared)."""
+    source = (ROOT / "src" / "innflow" / "monitoring" / "exposition.py").read_text()
+    return set(re.findall(r'"(innflow_[a-z_]+)"', source))
+
+
 def test_prometheus_scrapes_the_service_and_grafana_is_provisioned(compose: dict) -> None:
     prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"]
                for t in c["targets"]]  # fmt: skip
-    assert targets == ["serve:8080"]
+    assert targets == ["serve:8080", "node-exporter:9100"]
+    assert prometheus["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    mounts = compose["services"]["prometheus"]["volumes"]
+    assert "./prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in mounts
+    assert "--collector.textfile" in compose["services"]["node-exporter"]["command"]
     datasource = yaml.safe_load(
         (DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text()
     )["datasources"][0]
     assert datasource["url"] == "http://prometheus:9090"
     dashboard = json.loads((DEPLOY / "grafana/dashboards/innflow-serving.json").read_text())
     # Every series the dashboard queries is one the service exports.
-    exported = {m.name for m in ServiceMetrics().registry.collect()}
+    exported = {m.name for m in ServiceMetrics().registry.collect()} | _monitor_metrics()
     queried = {
         name
         for panel in dashboard["panels"]
@@ -85,7 +96,7 @@ def test_prometheus_scrapes_the_service_and_grafana_is_provisioned(compose: dict
         base = re.sub(r"_(total|bucket|count|sum)$", "", name)
         assert base in exported, name
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
-    assert all(word in titles for word in ("traffic", "latency", "decisions", "errors"))
+    assert all(word in titles for word in ("traffic", "latency", "decisions", "errors", "drift"))
 
 
 def test_dockerfile_is_locked_and_not_root() -> None:

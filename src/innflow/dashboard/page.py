@@ -72,13 +72,18 @@ def _versions(data: dict[str, Any]) -> str:
     return f"<p>Now: {now or '<span class=muted>no aliases set</span>'}</p>{table}{chart}"
 
 
+def _version(number: Any) -> str:
+    return "none" if number in (None, "", "none") else f"v{_e(number)}"
+
+
 def _moves(data: dict[str, Any]) -> str:
     moves = data["moves"]
     if not moves:
         return "<p class=muted>No alias moves recorded yet.</p>"
     rows = [
-        [_e(m.get("at")), _e(m.get("alias")), f"v{_e(m.get('from_version'))} &rarr; "
-         f"v{_e(m.get('to_version'))}", _e(m.get("kind")), _e(m.get("who")),
+        [_e(m.get("at")), _e(m.get("alias")),
+         f"{_version(m.get('from_version'))} &rarr; {_version(m.get('to_version'))}",
+         _e(m.get("kind")), _e(m.get("who")),
          _e(m.get("why")), _e(m.get("gate")), _e(m.get("forced"))]
         for m in reversed(moves)
     ]  # fmt: skip
