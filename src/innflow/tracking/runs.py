@@ -35,8 +35,12 @@ def run(
     try:
         if parent_run_id is not None:
             resume_notebook_run(parent_run_id)
-        mlflow.set_experiment(experiment)
+        # The experiment id is passed on explicitly: when two processes create the same
+        # experiment at once, MLflow's set_experiment returns it to the loser of the race
+        # without making it active, and that process's run would land in "Default".
+        found = mlflow.set_experiment(experiment)
         active = mlflow.start_run(
+            experiment_id=found.experiment_id,
             run_name=run_name,
             tags=tags,
             nested=parent_run_id is not None,
