@@ -35,14 +35,14 @@ SMOOTHING = 20.0
 RATE_COLUMNS = [f"{c}_{s}" for c in ("agent", "company") for s in ("cancel_rate", "settled_log")]
 
 
-def _dates(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
-    month = frame["arrival_date_month"].map(bookings.MONTH_NUMBER)
-    arrival = pd.to_datetime(
-        pd.DataFrame({"year": frame["arrival_date_year"], "month": month,
-                      "day": frame["arrival_date_day_of_month"]})
-    )  # fmt: skip
-    booked = arrival - pd.to_timedelta(frame["lead_time"], unit="D")
-    return booked, pd.to_datetime(frame["reservation_status_date"]), arrival
+def _booked(frame: pd.DataFrame) -> pd.Series:
+    """When the booking was made: arrival minus lead time."""
+    return bookings.arrival_dates(frame) - pd.to_timedelta(frame["lead_time"], unit="D")
+
+
+def _settled(frame: pd.DataFrame) -> pd.Series:
+    """When the outcome became known (cancellation or check-out)."""
+    return pd.to_datetime(frame["reservation_status_date"])
 
 
 def _key(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -59,8 +59,7 @@ def _smoothed(cancels: np.ndarray, settled: np.ndarray, prior: float, key: np.nd
 def rates_settled_before_booking(history: pd.DataFrame, target: pd.DataFrame, column: str,
                                  prior: float):  # fmt: skip
     """Per target booking: outcomes of the same agent/company settled before its booking."""
-    _, settled_at, _ = _dates(history)
-    booked_at, _, _ = _dates(target)
+    settled_at, booked_at = _settled(history), _booked(target)
     h = pd.DataFrame({"k": _key(history, column), "t": settled_at.to_numpy(),
                       "y": history["is_canceled"].to_numpy()})  # fmt: skip
     h = h.sort_values("t", kind="stable")
@@ -78,7 +77,7 @@ def rates_settled_before_booking(history: pd.DataFrame, target: pd.DataFrame, co
 def rates_frozen(history: pd.DataFrame, target: pd.DataFrame, column: str, prior: float,
                  cutoff: pd.Timestamp):  # fmt: skip
     """Per target booking: outcomes of the same agent/company settled before ``cutoff``."""
-    _, settled_at, _ = _dates(history)
+    settled_at = _settled(history)
     known = (settled_at < cutoff).to_numpy()
     settled_rows = pd.DataFrame({"k": _key(history, column)[known],
                                  "y": history["is_canceled"].to_numpy()[known]})  # fmt: skip
@@ -103,7 +102,7 @@ def fit_score(config, columns, train, test, threads, half_life=None) -> float:
     pipeline = models.build_pipeline(config, columns, threads)
     weight = None
     if half_life:
-        _, _, arrival = _dates(train)
+        arrival = bookings.arrival_dates(train)
         age_months = (arrival.max() - arrival).dt.days.to_numpy() / 30.4
         weight = 0.5 ** (age_months / half_life)
     n_categorical = len(pipeline.named_steps["encode"].transformers[0][2])
