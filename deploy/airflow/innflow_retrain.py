@@ -39,7 +39,7 @@ def innflow(*args: str, ok: tuple[int, ...] = (0,)) -> tuple[int, dict[str, Any]
     """
     command = [*shlex.split(_setting("INNFLOW_BIN", "innflow")), *args, "--json"]
     config = _setting("INNFLOW_CONFIG", "")
-    if config and args[0] != "monitor":
+    if config:  # one file for every step: training settings and the monitoring thresholds
         command += ["--config", config]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     print("$", shlex.join(command), f"-> exit {done.returncode}")
