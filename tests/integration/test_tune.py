@@ -9,6 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from innflow import config
+from innflow.workflows.serve import load
 from innflow.workflows.tune import tune
 
 SMALL_SPACE = [
@@ -41,6 +42,12 @@ def test_tune_records_nested_trials_and_a_refit(workdir) -> None:
     assert refit.info.run_id == outcome.refit.run_id
     assert refit.data.tags["innflow.tuned_by"] == outcome.parent_run_id
     assert refit.data.params["model.params.num_leaves"] == str(outcome.best_params["num_leaves"])
+    # The refit's train-only fit is the best trial's fit: same params, seed and rows.
+    assert refit.data.metrics["val_roc_auc"] == outcome.best_value
+    fitted = load(refit.data.tags["innflow.model_uri"]).pipeline
+    assert (
+        fitted.named_steps["model"].get_params()["num_leaves"] == outcome.best_params["num_leaves"]
+    )
     assert "test_roc_auc" in refit.data.metrics and refit.data.tags["innflow.model_uri"]
     assert parent.data.params["best.num_leaves"] == str(outcome.best_params["num_leaves"])
     artifacts = {a.path for a in client.list_artifacts(outcome.parent_run_id, "plots")}

@@ -7,6 +7,7 @@ study: that is the scale path for tuning.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tempfile
@@ -194,10 +195,14 @@ def tune(
                     "Hyperparameter importance (fANOVA)",
                     plot_dir / "param_importance.png",
                 )
+            # The refit fits from `prepared.config`: it must carry the best params, not the
+            # search's base config (else the logged params and the fitted model disagree).
+            best_config = _with_params(config, best.params)
             refit = train(
-                _with_params(config, best.params), threads, on_step,
+                best_config, threads, on_step,
                 extra_tags={"innflow.tuned_by": parent.info.run_id, "innflow.study": name},
-                prepared=prepared, parent_run_id=parent.info.run_id,
+                prepared=dataclasses.replace(prepared, config=best_config),
+                parent_run_id=parent.info.run_id,
             )  # fmt: skip
             total = time.perf_counter() - started
             tracking.log_results(
