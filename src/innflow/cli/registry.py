@@ -23,6 +23,22 @@ from innflow.cli.base import (
 NameOption = Annotated[str, typer.Option("--approved-by", help="Who approves this move.")]
 
 
+def _version(number: object) -> str:
+    """``v3``, or ``(none)`` for an alias that had no version before."""
+    return "(none)" if number in (None, "", "none") else f"v{number}"
+
+
+def _cell(value: str) -> str:
+    """Metrics to 4 decimals and run ids to 8 characters: an 80-column terminal shows the
+    whole table (``--json`` has everything whole).
+    """
+    try:
+        number = float(value)
+    except ValueError:
+        return value[:8] if len(value) == 32 and value.isalnum() else short(value)
+    return f"{number:.4f}" if "." in value else value
+
+
 def _gate_report(outcome, title: str) -> None:
     table = Table(title=title)
     for column in ("check", "value", "bound", ""):
@@ -102,7 +118,10 @@ def promote(
     if as_json:
         emit_json(move)
     else:
-        out.print(f"{to}: v{move['from_version']} -> v{move['to_version']} (by {approved_by})")
+        out.print(
+            f"{to}: {_version(move['from_version'])} -> {_version(move['to_version'])} "
+            f"(by {approved_by})"
+        )
 
 
 @app.command()
@@ -124,7 +143,10 @@ def rollback(
     if as_json:
         emit_json(move)
     else:
-        out.print(f"production: v{move['from_version']} -> v{move['to_version']} (rollback)")
+        out.print(
+            f"production: {_version(move['from_version'])} -> {_version(move['to_version'])} "
+            "(rollback)"
+        )
 
 
 @app.command()
@@ -142,11 +164,12 @@ def history(
         emit_json({"model": resolved.registry.model_name, "moves": moves})
         return
     table = Table(title=f"alias history of {resolved.registry.model_name}")
-    for column in ("at", "alias", "from", "to", "kind", "who", "why", "gate", "forced"):
+    for column in ("at (UTC)", "alias", "from", "to", "kind", "who", "why", "gate", "forced"):
         table.add_column(column)
     for m in moves:
-        table.add_row(m.get("at", "")[:19], m["alias"], m["from_version"], m["to_version"],
-                      m.get("kind", ""), m.get("who", ""), m.get("why", ""), m.get("gate", ""),
+        at = m.get("at", "")[:16].replace("T", " ")
+        table.add_row(at, m["alias"], m["from_version"], m["to_version"], m.get("kind", ""),
+                      m.get("who", ""), m.get("why", ""), m.get("gate", ""),
                       m.get("forced", ""))  # fmt: skip
     out.print(table)
 
@@ -166,9 +189,9 @@ def models(
         return
     table = Table(title=resolved.registry.model_name)
     for column in rows[0] if rows else ("version",):
-        table.add_column(column)
+        table.add_column(column.replace("_", " "))
     for row in rows:
-        table.add_row(*[short(v) for v in row.values()])
+        table.add_row(*[_cell(v).replace(",", ", ") for v in row.values()])
     out.print(table)
 
 
