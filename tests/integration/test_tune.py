@@ -9,6 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from innflow import config
+from innflow.errors import ConfigError
 from innflow.workflows.serve import load
 from innflow.workflows.tune import tune
 
@@ -117,6 +118,15 @@ def test_empty_search_space_and_bad_storage_exit_2(workdir, cli) -> None:
     )
     assert bad.code == 2 and "cannot open Optuna storage" in bad.stderr
     assert "Traceback" not in bad.stderr
+    for option in (["--trials", "0"], ["--trials", "1", "--timeout", "0"]):
+        refused = cli("tune", *option, *sets)  # 0 once meant "the config's 30 trials"
+        assert refused.code == 2 and "Traceback" not in refused.stderr
+
+
+def test_tune_library_refuses_zero_trials(workdir) -> None:
+    cfg = config.load(None, workdir.overrides("lightgbm", *SMALL_SPACE))
+    with pytest.raises(ConfigError, match="trials >= 1"):
+        tune(cfg, trials=0)
 
 
 def test_interrupted_tune_keeps_finished_trials_and_is_killed(workdir) -> None:

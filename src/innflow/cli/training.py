@@ -64,12 +64,12 @@ def train(
 @app.command()
 def tune(
     trials: Annotated[
-        int | None, typer.Option("--trials", help="Trials (default: tuning.trials).")
+        int | None, typer.Option("--trials", min=1, help="Trials (default: tuning.trials).")
     ] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", help="Stop after S seconds.")
+        float | None, typer.Option("--timeout", min=0.001, help="Stop after S seconds.")
     ] = None,
     storage: Annotated[
         str | None, typer.Option("--storage", help="Optuna RDB URL shared by several workers.")

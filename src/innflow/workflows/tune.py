@@ -91,8 +91,10 @@ def tune(
 
     started = time.perf_counter()
     threads = resolve_threads(threads)
-    trials = trials or config.tuning.trials
-    timeout = timeout or config.tuning.timeout_seconds
+    trials = config.tuning.trials if trials is None else trials
+    timeout = config.tuning.timeout_seconds if timeout is None else timeout
+    if trials < 1 or (timeout is not None and timeout <= 0):
+        raise ConfigError(f"tune needs trials >= 1 and a positive timeout, got {trials}, {timeout}")
     space = tuning.search_space(config)
     on_step("loading and validating data")
     prepared = prepare(config)
