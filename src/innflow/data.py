@@ -218,39 +218,53 @@ def row_problems(
     numpy arrays as the service parses them): types, nulls and domains.
 
     Shared by file validation (which counts rows) and the scoring service (which names
-    them). Date checks run only when the date parts themselves are well-formed.
+    them). A domain check (lead time, month names, day and week ranges) runs on its column
+    once that column's types are right, whatever other columns hold, so one request hears
+    of every problem at once; the calendar-date check runs on the rows whose year, month
+    and day are each valid.
     """
-    found = []
+    found: list[tuple[str, str, np.ndarray]] = []
+    typed: set[str] = set()  # columns whose every value has the right type
     for name in columns:
         kind, nullable = SCHEMA[name]
-        for problem, mask in _column_checks(frame[name], kind, nullable):
-            if mask.any():
-                found.append((name, problem, mask))
-    if "lead_time" in columns and not found:
-        far = np.asarray(frame["lead_time"], dtype="float64") > MAX_LEAD_DAYS
-        if far.any():
-            found.append(("lead_time", f"are over {MAX_LEAD_DAYS} days", far))
-    if found or not {"arrival_date_month", "arrival_date_day_of_month"} <= set(columns):
-        return found
-    months = np.asarray(frame["arrival_date_month"], dtype=object)
-    month_numbers = np.array([MONTH_NUMBER.get(m, np.nan) for m in months], dtype="float64")
-    unknown = np.isnan(month_numbers)
-    if unknown.any():
+        problems = [(p, m) for p, m in _column_checks(frame[name], kind, nullable) if m.any()]
+        found.extend((name, problem, mask) for problem, mask in problems)
+        if not problems:
+            typed.add(name)
+
+    def numbers(column: str) -> np.ndarray:
+        return np.asarray(frame[column], dtype="float64")
+
+    failed: dict[str, np.ndarray] = {}
+
+    def flag(column: str, problem: str, mask: np.ndarray) -> None:
+        if mask.any():
+            found.append((column, problem, mask))
+            failed[column] = failed.get(column, np.zeros(len(mask), dtype=bool)) | mask
+
+    if "lead_time" in typed:
+        flag("lead_time", f"are over {MAX_LEAD_DAYS} days", numbers("lead_time") > MAX_LEAD_DAYS)
+    month_numbers = None
+    if "arrival_date_month" in typed:
+        months = np.asarray(frame["arrival_date_month"], dtype=object)
+        month_numbers = np.array([MONTH_NUMBER.get(m, np.nan) for m in months], dtype="float64")
+        unknown = np.isnan(month_numbers)
         examples = ", ".join(repr(m) for m in pd.unique(months[unknown])[:3])
-        found.append(("arrival_date_month", f"are not month names ({examples})", unknown))
-    days = np.asarray(frame["arrival_date_day_of_month"], dtype="float64")
-    if (bad := (days < 1) | (days > 31)).any():
-        found.append(("arrival_date_day_of_month", "outside 1..31", bad))
-    if "arrival_date_week_number" in columns:
-        weeks = np.asarray(frame["arrival_date_week_number"], dtype="float64")
-        if (bad := (weeks < 1) | (weeks > 53)).any():
-            found.append(("arrival_date_week_number", "outside 1..53", bad))
-    if not found and "arrival_date_year" in columns:
+        flag("arrival_date_month", f"are not month names ({examples})", unknown)
+    if "arrival_date_day_of_month" in typed:
+        days = numbers("arrival_date_day_of_month")
+        flag("arrival_date_day_of_month", "outside 1..31", (days < 1) | (days > 31))
+    if "arrival_date_week_number" in typed:
+        weeks = numbers("arrival_date_week_number")
+        flag("arrival_date_week_number", "outside 1..53", (weeks < 1) | (weeks > 53))
+    parts = ("arrival_date_year", "arrival_date_month", "arrival_date_day_of_month")
+    if month_numbers is not None and set(parts) <= typed:
+        rows = len(month_numbers)
+        judged = ~np.logical_or.reduce([failed.get(p, np.zeros(rows, dtype=bool)) for p in parts])
         invalid = _impossible_dates(
-            np.asarray(frame["arrival_date_year"], dtype="float64"), month_numbers, days
+            numbers("arrival_date_year"), month_numbers, numbers("arrival_date_day_of_month")
         )
-        if invalid.any():
-            found.append(("arrival date", "do not form a valid date", invalid))
+        flag("arrival date", "do not form a valid date", judged & invalid)
     return found
 
 

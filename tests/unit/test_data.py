@@ -59,6 +59,28 @@ def test_schema_problems_name_column_and_row_count(tiny_frame, mutate, message) 
         data.validate(mutate(tiny_frame))
 
 
+def test_every_problem_is_reported_at_once(tiny_frame) -> None:
+    """A type error in one column does not hide domain errors in others; the date check
+    judges only rows whose parts are valid.
+    """
+    frame = tiny_frame.assign(
+        adults=np.where(tiny_frame.index == 0, 2.5, tiny_frame["adults"]),
+        arrival_date_month=np.where(
+            tiny_frame.index == 1, "Smarch", tiny_frame["arrival_date_month"]
+        ),
+        arrival_date_day_of_month=np.where(tiny_frame.index == 2, 32, 1),
+    )
+    frame.loc[3, ["arrival_date_month", "arrival_date_day_of_month"]] = ["February", 30]
+    found = {(c, p.split(" (")[0]): np.flatnonzero(m).tolist()
+             for c, p, m in data.row_problems(frame, tuple(data.SCHEMA))}  # fmt: skip
+    assert found == {
+        ("adults", "are not whole numbers"): [0],
+        ("arrival_date_month", "are not month names"): [1],
+        ("arrival_date_day_of_month", "outside 1..31"): [2],
+        ("arrival date", "do not form a valid date"): [3],
+    }
+
+
 def test_impossible_arrival_date_is_refused(tiny_frame: pd.DataFrame) -> None:
     bad = tiny_frame.copy()
     bad.loc[0, ["arrival_date_month", "arrival_date_day_of_month"]] = ["February", 30]
