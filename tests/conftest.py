@@ -18,3 +18,13 @@ def sample_frame() -> pd.DataFrame:
 def tiny_frame(sample_frame: pd.DataFrame) -> pd.DataFrame:
     """A few dozen rows spanning all three split periods."""
     return sample_frame.iloc[::200].reset_index(drop=True).copy()
+
+
+@pytest.fixture(autouse=True)
+def _no_compiled_predictor_by_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Models serve through LightGBM's exact predictor unless a test turns compiling on
+    (a compile is ~10 s of gcc), and compiled libraries never land in ~/.cache."""
+    monkeypatch.setenv("INNFLOW_COMPILE", "0")
+    monkeypatch.setenv("INNFLOW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))

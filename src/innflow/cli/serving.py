@@ -84,9 +84,30 @@ def score(
         outcome = score_file(model_uri, source, target, engine)
     payload = {"rows": outcome.rows, "scored": outcome.scored, "rejected": outcome.rejected,
                "seconds": round(outcome.seconds, 3), "model_version": outcome.model_version,
-               "output": str(target)}  # fmt: skip
+               "predictor": outcome.predictor, "output": str(target)}  # fmt: skip
     if as_json:
         emit_json(payload)
     else:
         out.print(f"{outcome.scored:,} scored, {outcome.rejected:,} rejected (reasons in the "
                   f"'error' column) -> {target} in {outcome.seconds:.2f}s")  # fmt: skip
+
+
+@app.command("compile")
+def compile_predictor(
+    model_uri: ModelUriOption = "models:/hotel-booking-cancellation@production",
+    as_json: JsonOption = False,
+) -> None:
+    """Build, verify and cache a LightGBM model's compiled predictor (needs a C compiler):
+    `innflow serve` then starts with it and `innflow score` uses it.
+    """
+    from innflow.workflows.serve import compile_model
+
+    with StepLog() as progress:
+        progress(f"compiling {model_uri}")
+        predictor = compile_model(model_uri).predictor
+    if as_json:
+        emit_json(predictor)
+    else:
+        out.print(f"{predictor['state']}: {predictor['detail']} ({predictor['library'] or '-'})")
+    if predictor["state"] in ("refused", "failed"):
+        raise typer.Exit(1)

@@ -263,14 +263,26 @@ def create_app(
         """Liveness (MLflow-compatible)."""
         return Response("\n", media_type="application/json")
 
+    def predictors() -> dict[str, dict[str, Any]]:
+        """Each variant's predictor (compiled or exact, and why), also as a metric."""
+        found = {v.name: {"version": v.model.version, **v.model.predictor}
+                 for v in app.state.router.variants}  # fmt: skip
+        metrics.predictor.clear()
+        for name, predictor in found.items():
+            metrics.predictor.labels(name, predictor["version"], predictor["state"]).set(1)
+        return found
+
     @app.get("/health")
     def health() -> dict[str, Any]:
-        """Ready once a model is loaded; the last reload's outcome, if any."""
+        """Ready once a model is loaded; the last reload's outcome and each variant's
+        predictor (a refused or failed compile is reported here, the service still ready).
+        """
         router = app.state.router
         return {
             "status": "ready",
             "model_version": router.live[0].model.version,
             "variants": {v.name: v.model.version for v in router.variants},
+            "predictors": predictors(),
             "last_reload": status["last_reload"],
         }
 
@@ -294,11 +306,13 @@ def create_app(
                 {"name": v.name, "version": v.model.version, "weight": v.weight, "shadow": v.shadow}
                 for v in router.variants
             ],
+            "predictors": predictors(),
         }
 
     @app.get("/metrics")
     def prometheus() -> Response:
         """Prometheus exposition."""
+        predictors()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

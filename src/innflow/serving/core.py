@@ -4,7 +4,8 @@ The logged MLflow model is the only source of truth: the scikit-learn Pipeline i
 from it and called directly (no pyfunc wrapper per request); small requests take the
 pandas-free path compiled from that same pipeline (serving/fastpath.py). For small requests the
 estimator runs single-threaded: a thread pool costs more than it saves on a few rows, and
-LightGBM/XGBoost/HistGB predictions do not depend on the thread count.
+LightGBM/XGBoost/HistGB predictions do not depend on the thread count. A binary LightGBM
+model's trees run compiled once that is verified bit-identical (serving/accelerate.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from innflow import data, explain, models
+from innflow.serving import accelerate
 from innflow.serving.fastpath import FastScorer
 from innflow.serving.parsing import Batch
 
@@ -32,15 +34,33 @@ class LoadedModel:
     example: pd.DataFrame | None = None
 
     @property
+    def predictor(self) -> dict[str, Any]:
+        """Which predictor scores: the compiled one (verified), LightGBM's, or the pipeline."""
+        if self.fast is None:
+            return {"state": "exact", "detail": "scikit-learn pipeline"}
+        return self.fast.status.to_dict()
+
+    @property
     def version(self) -> str:
         """Registry version, or the model URI when it is not a registered model."""
         return str(self.description.get("version") or self.description.get("uri", "unknown"))
 
 
+COMPILE_MODES = ("background", "build", "cached", "off")
+
+
 def from_logged(
-    pipeline: Any, description: dict[str, Any], example: pd.DataFrame | None = None
+    pipeline: Any,
+    description: dict[str, Any],
+    example: pd.DataFrame | None = None,
+    compile: str = "background",
 ) -> LoadedModel:
-    """Wrap a logged pipeline with its innflow metadata (threshold, input columns)."""
+    """Wrap a logged pipeline with its innflow metadata (threshold, input columns).
+
+    ``compile``: build and verify the compiled trees in a background thread (the service),
+    ``build`` them before returning (`innflow compile`), use only a ``cached`` library
+    (`innflow score`), or ``off``.
+    """
     metadata = description.get("metadata", {})
     columns = list(metadata.get("innflow_input_columns") or pipeline.feature_names_in_)
     kind = models.pipeline_kind(pipeline)
@@ -48,7 +68,18 @@ def from_logged(
         pipeline.set_params(model__n_jobs=1)
     fast = FastScorer(pipeline) if FastScorer.supports(pipeline) else None
     threshold = float(metadata.get("innflow_threshold", 0.5))
-    return LoadedModel(pipeline, columns, threshold, description, fast, example)
+    model = LoadedModel(pipeline, columns, threshold, description, fast, example)
+    if fast is not None and compile != "off":
+        examples = []
+        if example is not None and not check_frame(example, columns):
+            examples.append(fast.matrix(columns_of(example, columns)))
+        accelerate.accelerate(fast, examples, compile == "background", compile != "cached")
+    return model
+
+
+def check_frame(frame: pd.DataFrame, columns: list[str]) -> bool:
+    """True when some row of a DataFrame breaks the schema (or a column is missing)."""
+    return not set(columns) <= set(frame.columns) or bool((row_errors(frame, columns) != "").any())
 
 
 def smoke_test(model: LoadedModel) -> str | None:

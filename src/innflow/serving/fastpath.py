@@ -10,6 +10,10 @@ itself (each known level pushed through ``encoder.transform`` once). Then the sa
 estimator runs. The logged model stays the single source of truth; tests check the result
 is bit-identical to ``pipeline.predict_proba`` over the whole data set.
 
+For a binary LightGBM model the trees themselves can run compiled (serving/compiled.py,
+swapped in by serving/accelerate.py only once verified bit-identical); until then, and
+for every other model, the fitted estimator runs.
+
 Another fitted lookup step (say, a per-agent rate between "features" and "encode") is one
 more entry in ``LookupTable``s plus its name in ``STEPS``; until then a pipeline with any
 other steps is refused by ``supports`` and served by the pipeline itself.
@@ -27,6 +31,8 @@ from sklearn.preprocessing import OrdinalEncoder
 
 from innflow.data import MONTH_NUMBER
 from innflow.features import ENGINEERING_INPUTS, engineered
+from innflow.serving.accelerate import PredictorStatus
+from innflow.serving.compiled import CompiledTrees
 
 STEPS = ("features", "encode", "model")
 # Below this many rows a dict lookup per value beats building a pandas Index.
@@ -103,6 +109,9 @@ class FastScorer:
             LookupTable(self.categorical[i], self._codes(ordinal, i, levels))
             for i, levels in enumerate(ordinal.categories_)
         ]
+        self.booster = self.estimator.booster_ if _is_binary_lightgbm(self.estimator) else None
+        self.trees: CompiledTrees | None = None  # set by accelerate.accelerate once verified
+        self.status = PredictorStatus()
 
     def _codes(self, ordinal: OrdinalEncoder, index: int, levels: np.ndarray) -> dict[str, float]:
         """Every known level of one column, encoded by the fitted encoder itself."""
@@ -150,14 +159,21 @@ class FastScorer:
     def predict_proba(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """Both classes' probabilities, as the pipeline's ``predict_proba``."""
         matrix = self.matrix(columns)
-        if _is_binary_lightgbm(self.estimator):
+        if self.booster is None:
+            return self.estimator.predict_proba(matrix)
+        jobs = self.estimator.n_jobs
+        threads = jobs if isinstance(jobs, int) and jobs > 0 else (os.cpu_count() or 1)
+        trees = self.trees
+        if trees is not None:
+            cancel = trees.predict(matrix, threads=threads)
+        else:
             # LightGBM's scikit-learn wrapper re-validates the matrix on every call (~3 ms,
             # most of a one-booking request); its booster computes the same numbers.
-            jobs = self.estimator.n_jobs
-            threads = jobs if isinstance(jobs, int) and jobs > 0 else (os.cpu_count() or 1)
-            cancel = self.estimator.booster_.predict(matrix, num_threads=threads)
-            return np.vstack((1.0 - cancel, cancel)).transpose()
-        return self.estimator.predict_proba(matrix)
+            cancel = self.booster.predict(matrix, num_threads=threads)
+        out = np.empty((len(cancel), 2))
+        out[:, 0] = 1.0 - cancel
+        out[:, 1] = cancel
+        return out
 
 
 def _is_binary_lightgbm(estimator: Any) -> bool:

@@ -40,6 +40,13 @@ class ServiceMetrics:
         self.log_dropped = Counter(
             "innflow_prediction_log_dropped", "Scored bookings the log could not keep.", registry=r
         )
+        self.predictor = Gauge(
+            "innflow_predictor_info",
+            "Which predictor scores each variant (state: compiled, compiling, exact, refused, "
+            "failed; the exact path answers unless compiled).",
+            ["variant", "version", "state"],
+            registry=r,
+        )
         self.reloads = Counter(
             "innflow_model_reloads", "Model (re)loads by outcome.", ["outcome"], registry=r
         )

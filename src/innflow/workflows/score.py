@@ -36,6 +36,7 @@ class ScoreOutcome:
     rejected: int
     seconds: float
     model_version: str
+    predictor: str = "exact"
 
 
 def score_file(model_uri: str, source: Path, target: Path, engine: str = "local") -> ScoreOutcome:
@@ -49,7 +50,7 @@ def score_file(model_uri: str, source: Path, target: Path, engine: str = "local"
 
 def _score_local(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
     started = time.perf_counter()
-    model = load(model_uri)
+    model = load(model_uri, compile="cached")  # a compile would cost more than it saves here
     if models.pipeline_kind(model.pipeline) in ("lightgbm", "xgboost"):
         # The service scores a few rows per request single-threaded; a file is one big batch.
         model.pipeline.set_params(model__n_jobs=os.cpu_count() or 1)
@@ -74,7 +75,10 @@ def _score_local(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
     else:
         out.to_csv(target, index=False)
     seconds = time.perf_counter() - started
-    return ScoreOutcome(len(frame), int(good.sum()), int((~good).sum()), seconds, model.version)
+    return ScoreOutcome(
+        len(frame), int(good.sum()), int((~good).sum()), seconds, model.version,
+        model.predictor["state"],
+    )  # fmt: skip
 
 
 def _score_spark(model_uri: str, source: Path, target: Path) -> ScoreOutcome:

@@ -15,12 +15,23 @@ from innflow.serving.routing import Router, Variant
 DEFAULT_MODEL_URI = "models:/hotel-booking-cancellation@production"
 
 
-def load(model_uri: str, tracking_uri: str | None = None) -> core.LoadedModel:
-    """Resolve ``model_uri`` in the registry and load its Pipeline."""
+def load(
+    model_uri: str, tracking_uri: str | None = None, compile: str = "background"
+) -> core.LoadedModel:
+    """Resolve ``model_uri`` in the registry and load its Pipeline (``compile``: see
+    ``core.from_logged``).
+    """
     tracking.connect(tracking_uri)
     description = tracking.describe_model(model_uri)
     pipeline, example = tracking.load_for_serving(description["resolved_uri"])
-    return core.from_logged(pipeline, description, example)
+    return core.from_logged(pipeline, description, example, compile)
+
+
+def compile_model(model_uri: str) -> core.LoadedModel:
+    """Build, verify and cache the compiled predictor of a model, so that services and
+    `innflow score` start with it (run it where they run, e.g. when building an image).
+    """
+    return load(model_uri, compile="build")
 
 
 class RegistrySource:
