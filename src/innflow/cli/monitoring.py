@@ -104,8 +104,7 @@ def simulate(
         list[str] | None,
         typer.Option(
             "--policy",
-            help="never | monthly | on-drift | on-decay (repeatable; "
-            "default: never, monthly, on-drift).",
+            help="never | monthly | on-drift | on-decay (repeatable; default: all four).",
         ),
     ] = None,
     config: ConfigOption = None,
@@ -117,7 +116,7 @@ def simulate(
     """Replay history month by month under retraining policies, gate included."""
     from rich.progress import Progress
 
-    from innflow.monitoring.policies import validate
+    from innflow.monitoring.policies import POLICIES, validate
     from innflow.monitoring.settings import load
     from innflow.workflows.backtest import months
     from innflow.workflows.monitor import check_writable
@@ -125,7 +124,7 @@ def simulate(
     from innflow.workflows.simulate import simulate as run_simulation
 
     resolved, thresholds = load(config, overrides or [])
-    chosen = validate(policy or ["never", "monthly", "on-drift"])
+    chosen = validate(policy or list(POLICIES))
     check_writable(html_file)
     with Progress(console=err) as bar:
         task = bar.add_task("simulate", total=len(chosen) * len(months(start, end)))

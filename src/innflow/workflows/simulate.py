@@ -236,7 +236,7 @@ def simulate(
     thresholds: MonitoringConfig,
     start: str = "2016-07",
     end: str = "2017-08",
-    policy_names: list[str] | tuple[str, ...] = ("never", "monthly", "on-drift"),
+    policy_names: list[str] | tuple[str, ...] = policies.POLICIES,
     threads: int | None = None,
     on_month: Callable[[str, str], None] | None = None,
     on_step: Step = _quiet,
