@@ -146,3 +146,35 @@ def test_interrupted_tune_keeps_finished_trials_and_is_killed(workdir) -> None:
     trials = [r for r in runs if r.data.tags.get("innflow.kind") == "trial"]
     assert [p.info.status for p in parents] == ["KILLED"]
     assert len(trials) == 2 and all(t.info.status == "FINISHED" for t in trials)
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_tune_killed_with_exit_143(workdir) -> None:
+    """A scheduler stops tasks with SIGTERM: the parent run must end KILLED, not RUNNING."""
+    import signal
+    import time
+
+    sets = [a for o in workdir.overrides("lightgbm", *SMALL_SPACE) for a in ("--set", o)]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "innflow.cli", "tune", "--trials", "500", "--threads", "1", *sets],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": workdir.store},
+        cwd=workdir.path,
+    )
+    client = MlflowClient(workdir.store)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and worker.poll() is None:
+        runs = client.search_runs(["1"]) if (workdir.path / "mlflow.db").exists() else []
+        if any(r.data.tags.get("innflow.kind") == "trial" for r in runs):
+            break
+        time.sleep(0.5)
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=300)
+    assert worker.returncode == 143, stderr[-2000:]
+    assert "Traceback" not in stderr
+    runs = client.search_runs(["1"])
+    parents = [r for r in runs if r.data.tags.get("innflow.kind") == "tune"]
+    assert [p.info.status for p in parents] == ["KILLED"]
+    assert all(r.info.status != "RUNNING" for r in runs)

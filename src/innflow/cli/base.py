@@ -7,6 +7,7 @@ goes to stderr so `--json` output on stdout stays machine-readable.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -104,10 +105,32 @@ def short(value: str) -> str:
     return value[:16] + "..." if len(value) == 64 and value.isalnum() else value
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, as a scheduler (Airflow, Kubernetes) stops a task: unwound like Ctrl-C, so
+    every open MLflow run ends KILLED instead of staying RUNNING forever.
+    """
+
+
+_terminated: list[int] = []
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    _terminated.append(signum)
+    raise Terminated
+
+
 def main() -> None:
-    """Console-script entry point: map innflow's errors to one line and an exit code."""
+    """Console-script entry point: map innflow's errors to one line and an exit code;
+    SIGTERM ends open runs as KILLED and exits 143 (128 + SIGTERM). Servers started from
+    here (uvicorn) install their own graceful-shutdown handlers over this one.
+    """
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
+    except SystemExit:
+        if _terminated:  # Click turned the interrupt into "Aborted!" and exit 1
+            sys.exit(128 + signal.SIGTERM)
+        raise
     except InnflowError as e:
         err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)

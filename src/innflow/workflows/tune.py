@@ -39,10 +39,17 @@ class TuneOutcome:
     total_seconds: float
 
 
+def _not_an_interrupt(record: logging.LogRecord) -> bool:
+    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+
+
 def _open_study(config: Config, storage: str | None, study_name: str) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(logging.WARNING)
+    # Ctrl-C or SIGTERM in a trial: Optuna logs the interrupted trial with a full traceback;
+    # the trial is recorded as failed and the parent run as KILLED, which says it all.
+    logging.getLogger("optuna.study._optimize").addFilter(_not_an_interrupt)
     # A shared study gets a seed per worker, or every worker would draw the same trials.
     seed = config.seed if storage is None else config.seed + os.getpid()
     pruner: Any = (
