@@ -10,8 +10,13 @@ Probes (LightGBM defaults, refit on train + validation for test, like `innflow t
   a table frozen at the training cutoff, as a served model would;
 - rates-online: as above, but val/test bookings also see outcomes settled before their own
   booking date (needs a live outcome store at serving time);
-- recency-H: sample weights halving every H months of age.
-Run: uv run python benchmarks/quality_probes.py [--threads 2]  (~5 min on 2 cores)
+- recency-H: sample weights halving every H months of age;
+- block: how many identical bookings (same hotel, arrival, lead time, agent, company, ...)
+  were made together: known when the block is booked;
+- adr-rel: ADR over the median ADR of the room type (same arrival month; or bookings made
+  in the 90 days before);
+- tuned: the best params of `innflow tune --trials 40` (chosen on validation).
+Run: uv run python benchmarks/quality_probes.py [--threads 2] [--only NAME ...]  (~10 min)
 """
 
 from __future__ import annotations
@@ -98,6 +103,44 @@ def with_rates(history: pd.DataFrame, target: pd.DataFrame, rates: Callable) -> 
     return out
 
 
+BLOCK_KEYS = {
+    "block-tight": ["hotel", "_arrival", "lead_time", "_agent", "_company", "market_segment",
+                    "adr", "reserved_room_type", "stays_in_weekend_nights",
+                    "stays_in_week_nights", "adults"],
+    "block-loose": ["hotel", "_arrival", "lead_time", "_agent", "_company"],
+}  # fmt: skip
+TUNED = (
+    "model.params={n_estimators: 229, learning_rate: 0.022661268537374137, num_leaves: 9, "
+    "min_child_samples: 161, colsample_bytree: 0.7088175228677253, "
+    "subsample: 0.7176139174555507, reg_lambda: 3.6640680034282904}"
+)
+
+
+def with_derived(frame: pd.DataFrame) -> pd.DataFrame:
+    """Block sizes and relative ADRs for every booking (see the module docstring)."""
+    out = frame.copy()
+    arrival, booked = bookings.arrival_dates(frame), _booked(frame)
+    keyed = out.assign(_arrival=arrival, _agent=out["agent"].fillna(-1),
+                       _company=out["company"].fillna(-1))  # fmt: skip
+    for name, keys in BLOCK_KEYS.items():
+        out[name] = keyed.groupby(keys, dropna=False)["hotel"].transform("size").astype(float)
+    month = arrival.dt.to_period("M").astype(str)
+    median = out.groupby([out["hotel"], out["reserved_room_type"], month])["adr"].transform(
+        "median"
+    )
+    out["adr-rel-month"] = out["adr"] / median.replace(0, np.nan)
+    room = (out["hotel"].astype(str) + "|" + out["reserved_room_type"].astype(str)).to_numpy()
+    trailing = pd.Series(np.nan, index=np.arange(len(out)))
+    order = pd.DataFrame({"k": room, "t": booked.to_numpy(), "adr": out["adr"].to_numpy(),
+                          "i": np.arange(len(out))}).sort_values("t", kind="stable")  # fmt: skip
+    for _, part in order.groupby("k"):
+        rolled = part.set_index("t")["adr"].rolling("90D", closed="left").median()
+        trailing[part["i"].to_numpy()] = rolled.to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["adr-rel-90d"] = out["adr"].to_numpy() / trailing.replace(0, np.nan).to_numpy()
+    return out
+
+
 def fit_score(config, columns, train, test, threads, half_life=None) -> float:
     pipeline = models.build_pipeline(config, columns, threads)
     weight = None
@@ -117,9 +160,11 @@ def fit_score(config, columns, train, test, threads, half_life=None) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", nargs="*", help="run only these probes (names as printed)")
     args = parser.parse_args()
     base = config_module.load(None, [])
-    split = bookings.split(bookings.load_bookings(base.data.path), base.split, base.seed)
+    frame = with_derived(bookings.load_bookings(base.data.path))
+    split = bookings.split(frame, base.split, base.seed)
     train, val, test = split.train, split.validation, split.test
     both = pd.concat([train, val])
     val_cut, test_cut = (
@@ -160,10 +205,23 @@ def main() -> None:
     for half in (6, 12, 24):
         probes[f"recency-{half}"] = plain(base, half)
 
+    def extra(columns: list[str]):
+        return lambda: (fit_score(base, cols + columns, train, val, args.threads),
+                        fit_score(base, cols + columns, both, test, args.threads))  # fmt: skip
+
+    for name in (*BLOCK_KEYS, "adr-rel-month", "adr-rel-90d"):
+        probes[name] = extra([name])
+    probes["tuned"] = plain(config_module.load(None, [TUNED]))
+
     table = Table(title="quality probes (LightGBM defaults; test = 2017 arrivals)")
     for column in ("probe", "val ROC AUC", "test ROC AUC", "seconds"):
         table.add_column(column, justify="right")
+    unknown = set(args.only or ()) - set(probes)
+    if unknown:
+        raise SystemExit(f"unknown probe(s) {sorted(unknown)}; have {', '.join(probes)}")
     for name, probe in probes.items():
+        if args.only and name not in args.only:
+            continue
         started = time.perf_counter()
         val_auc, test_auc = probe()
         table.add_row(
