@@ -133,6 +133,23 @@ def test_metadata_health_and_metrics(served) -> None:
     assert client.get("/openapi.json").status_code == 200
 
 
+def test_openapi_types_the_bookings_of_the_served_model(served) -> None:
+    client, model, _, _ = served
+    document = client.get("/openapi.json").json()
+    for path in ("/invocations", "/predict"):
+        body = document["paths"][path]["post"]["requestBody"]["content"]
+        assert "text/csv" in body
+        booking = body["application/json"]["schema"]["properties"]["dataframe_records"]["items"]
+        assert set(booking["properties"]) == set(model.columns) == set(booking["required"])
+        assert booking["additionalProperties"] is False
+    assert booking["properties"]["lead_time"] == {"type": "integer", "minimum": 0, "maximum": 3653}
+    assert booking["properties"]["agent"]["type"] == ["integer", "null"]
+    assert "January" in booking["properties"]["arrival_date_month"]["enum"]
+    answer = document["paths"]["/predict"]["post"]["responses"]["200"]["content"]
+    item = answer["application/json"]["schema"]["properties"]["predictions"]["items"]
+    assert {"probability", "likely_cancel", "model_version", "variant"} <= set(item["required"])
+
+
 def test_batch_score_equals_in_process_and_keeps_bad_rows(registry) -> None:
     model, bookings, version, path = registry
     frame = bookings.copy()

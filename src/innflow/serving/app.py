@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic_core import to_json
@@ -235,12 +236,12 @@ def create_app(
             body = {"threshold": variant.model.threshold, "predictions": results}
         return finish(endpoint, started, FastJSONResponse(body), variant)
 
-    @app.post("/invocations", openapi_extra=parsing.OPENAPI_BODY)
+    @app.post("/invocations")
     async def invocations(request: Request) -> Response:
         """MLflow's scoring protocol: {"predictions": [[p(stay), p(cancel)], ...]}."""
         return await answer("invocations", request)
 
-    @app.post("/predict", openapi_extra=parsing.OPENAPI_BODY)
+    @app.post("/predict")
     async def predict(request: Request, explain: bool = False) -> Response:
         """Per booking: probability of cancellation, decision at the model's threshold,
         version and variant; with explain=true the top contributing features.
@@ -315,4 +316,22 @@ def create_app(
         predictors()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    def openapi() -> dict[str, Any]:
+        """The OpenAPI document, request bodies typed by the model serving now (a reload
+        may change its input columns).
+        """
+        document = get_openapi(
+            title=app.title, version=app.version, routes=app.routes, description=app.description
+        )
+        columns = app.state.router.live[0].model.columns
+        for path, response in (
+            ("/invocations", parsing.INVOCATIONS_RESPONSE),
+            ("/predict", parsing.PREDICT_RESPONSE),
+        ):
+            operation = document["paths"][path]["post"]
+            operation["requestBody"] = parsing.request_body(columns)
+            operation["responses"]["200"]["content"]["application/json"]["schema"] = response
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -16,40 +16,115 @@ from typing import Any
 import pandas as pd
 from pydantic_core import from_json
 
+from innflow import data
+
 JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
-_RECORDS = {"type": "array", "items": {"type": "object"}, "description": "one object a booking"}
-# The request body in the OpenAPI document (the routes read it themselves: one parser for
-# JSON and CSV, and errors that name row and field).
-OPENAPI_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "MLflow's scoring protocol: exactly one of these keys",
-                    "minProperties": 1,
-                    "maxProperties": 1,
-                    "properties": {
-                        "dataframe_split": {
-                            "type": "object",
-                            "required": ["columns", "data"],
-                            "properties": {
-                                "columns": {"type": "array", "items": {"type": "string"}},
-                                "data": {"type": "array", "items": {"type": "array"}},
-                            },
-                        },
-                        "dataframe_records": _RECORDS,
-                        "instances": _RECORDS,
-                        "inputs": {"oneOf": [_RECORDS, {"type": "object"}]},
-                    },
-                }
-            },
-            "text/csv": {"schema": {"type": "string", "description": "a header row"}},
+_JSON_TYPES = {"str": "string", "int": "integer", "count": "integer", "binary": "integer",
+               "float": "number"}  # fmt: skip
+_RANGES = {
+    "arrival_date_day_of_month": (1, 31),
+    "arrival_date_week_number": (1, 53),
+    "lead_time": (0, data.MAX_LEAD_DAYS),
+}
+
+
+def booking_schema(columns: list[str]) -> dict[str, Any]:
+    """One booking as a model takes it, in JSON Schema: each input column's type,
+    nullability and domain from the data schema (what validation enforces row by row).
+    """
+    properties: dict[str, Any] = {}
+    for name in columns:
+        kind, nullable = data.SCHEMA[name]
+        json_type = _JSON_TYPES[kind]
+        field: dict[str, Any] = {"type": [json_type, "null"] if nullable else json_type}
+        if kind == "count":
+            field["minimum"] = 0
+        if kind == "binary":
+            field["enum"] = [0, 1]
+        if name in _RANGES:
+            field["minimum"], field["maximum"] = _RANGES[name]
+        if name == "arrival_date_month":
+            field["enum"] = list(data.MONTHS)
+        properties[name] = field
+    return {"type": "object", "required": list(columns), "properties": properties,
+            "additionalProperties": False}  # fmt: skip
+
+
+def request_body(columns: list[str]) -> dict[str, Any]:
+    """The scoring request in the OpenAPI document, records typed by the served model's
+    input columns (the routes read the body themselves: one parser for JSON and CSV, and
+    errors that name row and field).
+    """
+    records = {"type": "array", "items": booking_schema(columns),
+               "description": "one object a booking"}  # fmt: skip
+    split = {
+        "type": "object",
+        "required": ["columns", "data"],
+        "properties": {
+            "columns": {"type": "array", "items": {"enum": list(columns)}},
+            "data": {"type": "array", "items": {"type": "array"}},
         },
     }
+    protocol = {
+        "type": "object",
+        "description": "MLflow's scoring protocol: exactly one of these keys",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "properties": {"dataframe_split": split, "dataframe_records": records,
+                       "instances": records, "inputs": {"oneOf": [records, split]}},
+    }  # fmt: skip
+    csv = {"type": "string", "description": "a header row naming " + ", ".join(columns)}
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": protocol}, "text/csv": {"schema": csv}},
+    }
+
+
+PREDICT_RESPONSE = {
+    "type": "object",
+    "required": ["threshold", "predictions"],
+    "properties": {
+        "threshold": {"type": "number", "description": "the model's decision threshold"},
+        "predictions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["probability", "likely_cancel", "model_version", "variant"],
+                "properties": {
+                    "probability": {"type": "number", "minimum": 0, "maximum": 1},
+                    "likely_cancel": {"type": "boolean"},
+                    "model_version": {"type": "string"},
+                    "variant": {"type": "string"},
+                    "reasons": {
+                        "type": "array",
+                        "description": "with explain=true: top contributing features",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "feature": {"type": "string"},
+                                "value": {},
+                                "contribution": {"type": "number"},
+                                "effect": {"enum": ["raises", "lowers"]},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+INVOCATIONS_RESPONSE = {
+    "type": "object",
+    "required": ["predictions"],
+    "properties": {
+        "predictions": {
+            "type": "array",
+            "description": "per booking [p(stay), p(cancel)], as MLflow's server answers",
+            "items": {"type": "array", "items": {"type": "number"}},
+        }
+    },
 }
 
 
