@@ -105,6 +105,7 @@ def test_dockerfile_is_locked_and_not_root() -> None:
     syncs = re.findall(r"uv sync[^\n&]*", text)
     assert syncs and all("--frozen" in s for s in syncs)
     assert "COPY pyproject.toml uv.lock" in text
+    assert re.search(r"apt-get install[^\n]*\bgcc\b", text)  # the compiled predictor
 
 
 def _compose_plugin() -> str | None:
