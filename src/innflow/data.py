@@ -140,6 +140,8 @@ def _as_float(value: object) -> float:
 # must fit 32 bits, and nobody books more than ten years ahead.
 MAX_WHOLE = 2**31 - 1
 MAX_LEAD_DAYS = 3_653
+# Calendar parts' bounds, checked here and published in the service's OpenAPI document.
+RANGES = {"arrival_date_day_of_month": (1, 31), "arrival_date_week_number": (1, 53)}
 
 
 def _column_checks(series: Any, kind: str, nullable: bool) -> list[tuple[str, np.ndarray]]:
@@ -251,12 +253,10 @@ def row_problems(
         unknown = np.isnan(month_numbers)
         examples = ", ".join(repr(m) for m in pd.unique(months[unknown])[:3])
         flag("arrival_date_month", f"are not month names ({examples})", unknown)
-    if "arrival_date_day_of_month" in typed:
-        days = numbers("arrival_date_day_of_month")
-        flag("arrival_date_day_of_month", "outside 1..31", (days < 1) | (days > 31))
-    if "arrival_date_week_number" in typed:
-        weeks = numbers("arrival_date_week_number")
-        flag("arrival_date_week_number", "outside 1..53", (weeks < 1) | (weeks > 53))
+    for column, (low, high) in RANGES.items():
+        if column in typed:
+            values = numbers(column)
+            flag(column, f"outside {low}..{high}", (values < low) | (values > high))
     parts = ("arrival_date_year", "arrival_date_month", "arrival_date_day_of_month")
     if month_numbers is not None and set(parts) <= typed:
         rows = len(month_numbers)

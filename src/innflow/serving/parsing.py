@@ -23,11 +23,7 @@ JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 _JSON_TYPES = {"str": "string", "int": "integer", "count": "integer", "binary": "integer",
                "float": "number"}  # fmt: skip
-_RANGES = {
-    "arrival_date_day_of_month": (1, 31),
-    "arrival_date_week_number": (1, 53),
-    "lead_time": (0, data.MAX_LEAD_DAYS),
-}
+_RANGES = {**data.RANGES, "lead_time": (0, data.MAX_LEAD_DAYS)}
 
 
 def booking_schema(columns: list[str]) -> dict[str, Any]:
