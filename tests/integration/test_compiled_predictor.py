@@ -26,7 +26,7 @@ def scorer(registered, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("INNFLOW_COMPILE", "1")
     monkeypatch.setenv("INNFLOW_CACHE_DIR", str(tmp_path))
     model = registered[0]
-    return FastScorer(model.pipeline), model
+    return FastScorer.from_pipeline(model.pipeline), model
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +60,10 @@ def test_compiled_predictor_is_bit_identical_to_predict_proba_on_every_booking(
     frame = frame[core.row_errors(frame, model.columns) == ""]
     expected = model.pipeline.predict_proba(frame)
     for threads in (1, 2):  # 2 threads split the rows: the same numbers
-        model.pipeline.set_params(model__n_jobs=threads)
+        fast.threads = threads
         got = fast.predict_proba(core.columns_of(frame, model.columns))
         assert got.tobytes() == expected.tobytes()
-    model.pipeline.set_params(model__n_jobs=1)
+    fast.threads = 1
     one = fast.predict_proba(core.columns_of(frame.head(1), model.columns))
     assert one.tobytes() == expected[:1].tobytes()
 
@@ -111,7 +111,7 @@ def test_the_cache_is_used_and_a_broken_cache_file_is_rebuilt(
     # a new cache directory: the dynamic loader keeps libraries it loaded by path
     monkeypatch.setenv("INNFLOW_CACHE_DIR", str(tmp_path / "broken"))
     _install(b"not a shared library", text)
-    again = FastScorer(model.pipeline)
+    again = FastScorer.from_pipeline(model.pipeline)
     accelerate.accelerate(again, [], background=False, build=False)
     assert again.status.state == "failed" and again.trees is None  # score: exact path
     accelerate.accelerate(again, [], background=False, build=True)
@@ -142,7 +142,7 @@ def test_the_service_answers_while_compiling_then_reports_the_compiled_predictor
 
     monkeypatch.setattr(compiled, "build", slow_build)
     model, bookings, _, _ = registered
-    fast = FastScorer(model.pipeline)
+    fast = FastScorer.from_pipeline(model.pipeline)
     loaded = core.LoadedModel(model.pipeline, model.columns, model.threshold,
                               model.description, fast, model.example)  # fmt: skip
     monkeypatch.setenv("INNFLOW_COMPILE", "1")
@@ -171,3 +171,162 @@ def test_other_model_kinds_and_objectives_keep_the_exact_path(registered) -> Non
     text = registered[0].fast.booster.model_to_string()
     with pytest.raises(compiled.Unsupported):
         compiled.parse(text.replace("objective=binary sigmoid:1", "objective=regression"))
+
+
+PRODUCTION = "models:/hotel-booking-cancellation@production"
+
+
+@pytest.fixture
+def snapshotted(registry, library: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """The production model loaded with its compiled predictor, which writes its start-up
+    snapshot (own cache directory); yields (loaded model, bookings, snapshot path).
+    """
+    from innflow import tracking
+    from innflow.serving import snapshot
+    from innflow.workflows.serve import load
+
+    monkeypatch.setenv("INNFLOW_COMPILE", "1")
+    monkeypatch.setenv("INNFLOW_CACHE_DIR", str(tmp_path))
+    _install(library, registry[0].fast.booster.model_to_string())
+    model = load(PRODUCTION, compile="cached")
+    assert model.predictor["state"] == "compiled", model.predictor
+    store = tracking.store_identity(tracking.resolve_store(None))
+    path = snapshot.path_for(store, PRODUCTION)
+    assert path.exists()
+    return model, registry[1], path
+
+
+def test_a_snapshot_scores_every_booking_bit_identically_without_its_pipeline(
+    snapshotted,
+) -> None:
+    from innflow.workflows.serve import confirmed, start
+
+    model, _, _ = snapshotted
+    started = start(PRODUCTION)
+    assert started.origin == "snapshot" and started.pipeline is None
+    assert started.predictor["state"] == "compiled"
+    assert (started.version, started.threshold) == (model.version, model.threshold)
+    frame = pd.read_parquet(DATA)[model.columns]
+    frame = frame[core.row_errors(frame, model.columns) == ""]
+    proba, decisions = core.score(started, core.columns_of(frame, model.columns))
+    expected = model.pipeline.predict_proba(frame)
+    assert proba.tobytes() == expected.tobytes()
+    assert (decisions == (expected[:, 1] >= model.threshold)).all()
+    assert core.reasons(started, core.columns_of(frame.head(1), model.columns)) is None
+    again = confirmed(PRODUCTION)  # the registry still has this version on the alias
+    assert again is not None and again.origin == "registry"
+
+
+def test_starting_from_a_snapshot_imports_neither_mlflow_nor_scikit_learn(snapshotted) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json\n"
+        "from innflow.serving.app import create_app\n"
+        "from innflow.workflows.serve import RegistrySource\n"
+        "source = RegistrySource('hotel-booking-cancellation', ['production=100'], [])\n"
+        "app = create_app(source.start(), None, source)\n"
+        "loaded = [m for m in ('mlflow', 'sklearn', 'lightgbm', 'skops') if m in sys.modules]\n"
+        "print(json.dumps([app.state.router.live[0].model.origin, loaded]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["snapshot", []]
+
+
+def test_a_snapshot_that_does_not_check_out_is_not_used(
+    snapshotted, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from innflow.workflows.serve import start
+
+    _, _, path = snapshotted
+    monkeypatch.setenv("INNFLOW_COMPILE", "0")  # no fresh snapshot written behind our back
+    original = path.read_text()
+    document = json.loads(original)
+    document["example_probabilities"][0] = (0.123).hex()  # not what the model says
+    path.write_text(json.dumps(document))
+    with caplog.at_level("WARNING", logger="innflow.serving"):
+        assert start(PRODUCTION).origin == "registry"  # the logged model, loaded as usual
+    assert "no longer scores as recorded" in caplog.text
+    path.write_text("{not json")
+    assert start(PRODUCTION).origin == "registry"
+    # (a loaded library must not be rewritten in place: the snapshot's record of it is)
+    document = json.loads(original)
+    document["library_sha256"] = "0" * 64  # the library was rebuilt differently since
+    path.write_text(json.dumps(document))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="innflow.serving"):
+        assert start(PRODUCTION).origin == "registry"
+    assert "changed since the snapshot was written" in caplog.text
+
+
+def test_a_stale_snapshot_serves_at_once_then_the_version_the_alias_moved_to(
+    snapshotted,
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from innflow.serving.app import Settings
+    from innflow.workflows.serve import RegistrySource, confirmed
+
+    model, bookings, _ = snapshotted
+    client = MlflowClient()
+    staging = client.get_model_version_by_alias("hotel-booking-cancellation", "staging")
+    source = RegistrySource("hotel-booking-cancellation", ["production=100"], [])
+    router = source.start()
+    assert router.live[0].model.origin == "snapshot"
+    client.set_registered_model_alias("hotel-booking-cancellation", "production", staging.version)
+    try:
+        assert confirmed(PRODUCTION) is None  # `innflow score` would load the new version
+        body = {"dataframe_records": json.loads(bookings.head(2).to_json(orient="records"))}
+        with TestClient(create_app(router, Settings(), source)) as http:
+            for _ in range(600):  # the service confirms with the registry right after start
+                health = http.get("/health").json()
+                if health["confirmed"]:
+                    break
+                threading.Event().wait(0.1)
+            assert health["confirmed"] and health["origins"] == {"production": "registry"}
+            assert health["model_version"] == str(staging.version)
+            answer = http.post("/predict?explain=true", json=body)
+            assert answer.headers["X-Model-Version"] == str(staging.version)
+    finally:
+        client.set_registered_model_alias("hotel-booking-cancellation", "production", model.version)
+
+
+def test_explanations_wait_for_the_logged_model_after_a_snapshot_start(snapshotted) -> None:
+    from innflow.serving.app import Settings
+    from innflow.workflows.serve import RegistrySource
+
+    model, bookings, _ = snapshotted
+    source = RegistrySource("hotel-booking-cancellation", ["production=100"], [])
+    router = source.start()
+    assert router.live[0].model.origin == "snapshot"
+    body = {"dataframe_records": json.loads(bookings.head(2).to_json(orient="records"))}
+    with TestClient(create_app(router, Settings(), source)) as http:
+        answer = http.post("/predict?explain=true", json=body)
+        assert answer.status_code == 200, answer.text
+        predictions = answer.json()["predictions"]
+        assert all(p["reasons"] for p in predictions)
+        expected = model.pipeline.predict_proba(bookings.head(2))[:, 1]
+        assert [p["probability"] for p in predictions] == expected.tolist()
+        assert http.get("/health").json()["origins"] == {"production": "registry"}
+
+
+def test_batch_scoring_uses_the_confirmed_snapshot_and_matches_the_pipeline(
+    snapshotted, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from innflow import tracking
+    from innflow.workflows.score import score_file
+
+    model, _, _ = snapshotted
+
+    def refuse(uri: str):
+        raise AssertionError(f"the pipeline of {uri} was loaded")
+
+    monkeypatch.setattr(tracking, "load_for_serving", refuse)
+    outcome = score_file(PRODUCTION, DATA, tmp_path / "scored.parquet")
+    assert outcome.predictor == "compiled" and outcome.model_version == model.version
+    scored = pd.read_parquet(tmp_path / "scored.parquet")
+    good = scored["error"] == ""
+    expected = model.pipeline.predict_proba(scored.loc[good, model.columns])[:, 1]
+    assert scored.loc[good, "probability"].to_numpy().tobytes() == expected.tobytes()

@@ -173,7 +173,8 @@ def test_fast_path_is_bit_identical_to_the_pipeline(registered) -> None:
     frame = pd.read_parquet(SAMPLE)[model.columns]
     assert model.fast is not None
     expected = model.pipeline.predict_proba(frame).tobytes()
-    whole = FastScorer(model.pipeline).predict_proba(core.columns_of(frame, model.columns))
+    fast = FastScorer.from_pipeline(model.pipeline)
+    whole = fast.predict_proba(core.columns_of(frame, model.columns))
     assert whole.tobytes() == expected
     # as the service sees them: parsed from JSON, a few bookings a request
     records = json.loads(frame.to_json(orient="records"))

@@ -84,7 +84,8 @@ def score(
         outcome = score_file(model_uri, source, target, engine)
     payload = {"rows": outcome.rows, "scored": outcome.scored, "rejected": outcome.rejected,
                "seconds": round(outcome.seconds, 3), "model_version": outcome.model_version,
-               "predictor": outcome.predictor, "output": str(target)}  # fmt: skip
+               "model_seconds": round(outcome.model_seconds, 3), "predictor": outcome.predictor,
+               "output": str(target)}  # fmt: skip
     if as_json:
         emit_json(payload)
     else:

@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -60,11 +61,13 @@ def accelerate(
     background: bool,
     build: bool = True,
     directory: Path | None = None,
+    then: Callable[[], None] | None = None,
 ) -> threading.Thread | None:
     """Load (or with ``build``, compile) the scorer's booster, verify it and swap it in.
 
     ``background`` runs it in a daemon thread (returned); otherwise it is done on return.
-    The outcome is in ``scorer.status``.
+    The outcome is in ``scorer.status``; ``then`` runs after a verified swap (its failure
+    is logged, never raised: the predictor is already serving).
     """
     booster = scorer.booster
     if booster is None or not enabled():
@@ -81,6 +84,11 @@ def accelerate(
         scorer.status.seconds = round(time.perf_counter() - started, 3)
         level = logging.INFO if scorer.status.state in ("compiled", "exact") else logging.WARNING
         log.log(level, "compiled predictor: %s %s", scorer.status.state, scorer.status.detail)
+        if then is not None and scorer.status.state == "compiled":
+            try:
+                then()
+            except Exception as e:  # a cache that cannot be written costs only start time
+                log.warning("after the compiled predictor: %s: %s", type(e).__name__, e)
 
     if not background:
         run()

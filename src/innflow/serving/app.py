@@ -6,6 +6,7 @@ and field where there is one); the handlers never let an exception become a 500.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import threading
@@ -53,6 +54,10 @@ class Settings:
     admin_token: str | None = None  # bearer token for POST /admin/reload (None: disabled)
 
 
+CONFIRM_RETRY_SECONDS = 5.0  # a snapshot start asks the registry again this often until it answers
+EXPLAIN_WAIT_SECONDS = 30.0  # an explain request waits this long for the logged model
+
+
 class ModelSource(Protocol):
     """Where the service reloads from (see workflows.serve.RegistrySource)."""
 
@@ -75,10 +80,16 @@ def create_app(
     Loading is the caller's side effect; the app only scores. With a ``source`` it can
     reload: the new models are loaded beside the old, smoke-tested on their own input
     examples, and swapped in one assignment; a model that fails keeps the old one serving.
+    Models started from their snapshots (``origin == "snapshot"``) answer at once and are
+    confirmed by a reload right after start, retried until the registry answers.
     """
     settings = settings or Settings()
     metrics = ServiceMetrics()
     status: dict[str, Any] = {"last_reload": None}
+    confirmed = threading.Event()  # every variant is the registry's logged model
+
+    def unconfirmed() -> list[str]:
+        return [v.name for v in app.state.router.variants if v.model.origin == "snapshot"]
 
     def install(router: Router) -> None:
         metrics.model.clear()
@@ -98,7 +109,7 @@ def create_app(
                 raise RuntimeError("this service was started without a model source")
             wanted = source.versions()
             now = {v.name: v.model.version for v in app.state.router.variants}
-            if wanted == now:
+            if wanted == now and not unconfirmed():
                 outcome.update(outcome="unchanged", versions=now)
             else:
                 candidate = source.load()
@@ -125,13 +136,20 @@ def create_app(
     stop_polling = threading.Event()
 
     def poll() -> None:
+        while unconfirmed() and not stop_polling.is_set():
+            reload()  # loads the logged models, or the versions aliases moved to meanwhile
+            if unconfirmed():  # the registry did not answer: keep serving, ask again
+                stop_polling.wait(CONFIRM_RETRY_SECONDS)
+        confirmed.set()
+        if settings.reload_seconds <= 0:
+            return
         while not stop_polling.wait(settings.reload_seconds):
             reload()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         poller = threading.Thread(target=poll, name="innflow-reload", daemon=True)
-        if source is not None and settings.reload_seconds > 0:
+        if source is not None and (settings.reload_seconds > 0 or unconfirmed()):
             poller.start()
         if log is not None:
             log.start()
@@ -215,6 +233,14 @@ def create_app(
         started = time.perf_counter()
         try:
             arrays, variant = await read_request(request)
+            if explain and variant.model.pipeline is None:  # started from its snapshot
+                await asyncio.to_thread(confirmed.wait, EXPLAIN_WAIT_SECONDS)
+                arrays, variant = await read_request(request)  # the body is kept
+                if variant.model.pipeline is None:
+                    raise parsing.RequestError(
+                        503, "explanations need the logged model, which is still loading; "
+                        "retry in a few seconds",
+                    )  # fmt: skip
             proba, decisions = core.score(variant.model, arrays)
             why = core.reasons(variant.model, arrays) if explain else None
         except parsing.RequestError as e:
@@ -277,12 +303,16 @@ def create_app(
     def health() -> dict[str, Any]:
         """Ready once a model is loaded; the last reload's outcome and each variant's
         predictor (a refused or failed compile is reported here, the service still ready).
+        ``confirmed`` is false while a variant started from its snapshot has not been
+        confirmed by the registry yet (``origins`` says which).
         """
         router = app.state.router
         return {
             "status": "ready",
             "model_version": router.live[0].model.version,
             "variants": {v.name: v.model.version for v in router.variants},
+            "confirmed": not unconfirmed(),
+            "origins": {v.name: v.model.origin for v in router.variants},
             "predictors": predictors(),
             "last_reload": status["last_reload"],
         }

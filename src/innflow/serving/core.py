@@ -6,17 +6,20 @@ pandas-free path compiled from that same pipeline (serving/fastpath.py). For sma
 estimator runs single-threaded: a thread pool costs more than it saves on a few rows, and
 LightGBM/XGBoost/HistGB predictions do not depend on the thread count. A binary LightGBM
 model's trees run compiled once that is verified bit-identical (serving/accelerate.py).
+A model started from its snapshot (serving/snapshot.py) has no pipeline until the
+registry has confirmed it; scikit-learn is imported only when a pipeline is at hand.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from innflow import data, explain, models
+from innflow import data
 from innflow.serving import accelerate
 from innflow.serving.fastpath import FastScorer
 from innflow.serving.parsing import Batch
@@ -24,7 +27,11 @@ from innflow.serving.parsing import Batch
 
 @dataclass
 class LoadedModel:
-    """A model ready to score, with what the service reports about it."""
+    """A model ready to score, with what the service reports about it.
+
+    ``pipeline`` is None for a model started from its snapshot: it scores through ``fast``
+    (compiled trees) and cannot explain until the logged model itself is loaded.
+    """
 
     pipeline: Any
     columns: list[str]
@@ -32,6 +39,7 @@ class LoadedModel:
     description: dict[str, Any] = field(default_factory=dict)
     fast: FastScorer | None = None
     example: pd.DataFrame | None = None
+    origin: str = "registry"  # or "snapshot": not yet confirmed against the registry
 
     @property
     def predictor(self) -> dict[str, Any]:
@@ -54,26 +62,33 @@ def from_logged(
     description: dict[str, Any],
     example: pd.DataFrame | None = None,
     compile: str = "background",
+    on_compiled: Callable[[LoadedModel], None] | None = None,
 ) -> LoadedModel:
     """Wrap a logged pipeline with its innflow metadata (threshold, input columns).
 
     ``compile``: build and verify the compiled trees in a background thread (the service),
     ``build`` them before returning (`innflow compile`), use only a ``cached`` library
-    (`innflow score`), or ``off``.
+    (`innflow score`), or ``off``. ``on_compiled`` is called with the model once its
+    compiled predictor is verified (the snapshot is written then).
     """
+    from innflow import models
+
     metadata = description.get("metadata", {})
     columns = list(metadata.get("innflow_input_columns") or pipeline.feature_names_in_)
     kind = models.pipeline_kind(pipeline)
     if kind in ("lightgbm", "xgboost", "random_forest"):
         pipeline.set_params(model__n_jobs=1)
-    fast = FastScorer(pipeline) if FastScorer.supports(pipeline) else None
+    fast = FastScorer.from_pipeline(pipeline) if FastScorer.supports(pipeline) else None
     threshold = float(metadata.get("innflow_threshold", 0.5))
     model = LoadedModel(pipeline, columns, threshold, description, fast, example)
     if fast is not None and compile != "off":
         examples = []
         if example is not None and not check_frame(example, columns):
             examples.append(fast.matrix(columns_of(example, columns)))
-        accelerate.accelerate(fast, examples, compile == "background", compile != "cached")
+        then = (lambda: on_compiled(model)) if on_compiled is not None else None
+        accelerate.accelerate(
+            fast, examples, compile == "background", compile != "cached", then=then
+        )
     return model
 
 
@@ -181,7 +196,13 @@ def score(model: LoadedModel, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray
 def reasons(
     model: LoadedModel, arrays: dict[str, np.ndarray], top: int = 5
 ) -> list[list[dict]] | None:
-    """Each booking's top contributing features, when the model kind supports it."""
+    """Each booking's top contributing features, when the model kind supports it (never
+    for a model without its pipeline: see ``LoadedModel``).
+    """
+    if model.pipeline is None:
+        return None
+    from innflow import explain
+
     if not explain.supports(model.pipeline):
         return None
     frame = frame_of(arrays, model.columns)

@@ -4,7 +4,7 @@ pipeline, for requests of any size and for batch files.
 Per request, the pipeline's DataFrame machinery costs ~15 ms for one booking (feature
 derivation 9 ms, ColumnTransformer 6 ms) while the trees take 0.5 ms; on a file it is most
 of the time too. This path does the same arithmetic with numpy on plain arrays: the
-engineered features through the same ``features.engineered`` function, the calendar with
+engineered features through the same ``engineered.engineered`` function, the calendar with
 numpy dates, and every categorical through a lookup table read from the fitted encoder
 itself (each known level pushed through ``encoder.transform`` once). Then the same fitted
 estimator runs. The logged model stays the single source of truth; tests check the result
@@ -21,18 +21,19 @@ other steps is refused by ``supports`` and served by the pipeline itself.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.preprocessing import OrdinalEncoder
 
 from innflow.data import MONTH_NUMBER
-from innflow.features import ENGINEERING_INPUTS, engineered
+from innflow.engineered import ENGINEERING_INPUTS, engineered
 from innflow.serving.accelerate import PredictorStatus
 from innflow.serving.compiled import CompiledTrees
+
+if TYPE_CHECKING:  # scikit-learn is imported only with a pipeline (not for a snapshot)
+    from sklearn.preprocessing import OrdinalEncoder
 
 STEPS = ("features", "encode", "model")
 # Below this many rows a dict lookup per value beats building a pandas Index.
@@ -97,27 +98,68 @@ def calendar(
 
 
 class FastScorer:
-    """Scores validated booking columns like the pipeline, without pandas DataFrames."""
+    """Scores validated booking columns like the pipeline, without pandas DataFrames.
 
-    def __init__(self, pipeline: Any) -> None:
-        encode = pipeline.named_steps["encode"]
-        self.estimator = pipeline.named_steps["model"]
-        self.categorical = list(encode.transformers_[0][2])
-        self.numeric = list(encode.transformers_[1][2])
-        ordinal: OrdinalEncoder = encode.named_transformers_["categorical"]
-        self.lookups = [
-            LookupTable(self.categorical[i], self._codes(ordinal, i, levels))
-            for i, levels in enumerate(ordinal.categories_)
-        ]
-        self.booster = self.estimator.booster_ if _is_binary_lightgbm(self.estimator) else None
-        self.trees: CompiledTrees | None = None  # set by accelerate.accelerate once verified
+    Built from a fitted pipeline (``from_pipeline``), or from its tables and a verified
+    compiled predictor alone (``from_tables``, serving/snapshot.py): then no estimator is
+    at hand, and the compiled trees are the only predictor.
+    """
+
+    def __init__(
+        self,
+        categorical: list[str],
+        numeric: list[str],
+        lookups: list[LookupTable],
+        estimator: Any = None,
+        trees: CompiledTrees | None = None,
+    ) -> None:
+        self.categorical, self.numeric, self.lookups = categorical, numeric, lookups
+        self.estimator = estimator
+        self.booster = (
+            estimator.booster_ if estimator is not None and _is_binary_lightgbm(estimator) else None
+        )
+        self.trees = trees  # set by accelerate.accelerate once verified
+        self.threads = 1  # a few rows a request; `innflow score` raises it for a file
         self.status = PredictorStatus()
 
-    def _codes(self, ordinal: OrdinalEncoder, index: int, levels: np.ndarray) -> dict[str, float]:
+    @classmethod
+    def from_pipeline(cls, pipeline: Any) -> FastScorer:
+        """The lookup tables read from the fitted encoder, and its fitted estimator."""
+        encode = pipeline.named_steps["encode"]
+        categorical = list(encode.transformers_[0][2])
+        ordinal = encode.named_transformers_["categorical"]
+        lookups = [
+            LookupTable(categorical[i], cls._codes(ordinal, categorical, i, levels))
+            for i, levels in enumerate(ordinal.categories_)
+        ]
+        estimator = pipeline.named_steps["model"]
+        return cls(categorical, list(encode.transformers_[1][2]), lookups, estimator)
+
+    @classmethod
+    def from_tables(cls, tables: dict[str, Any], trees: CompiledTrees) -> FastScorer:
+        """From ``tables()`` and the compiled predictor verified for the same model."""
+        lookups = [LookupTable(c, tables["lookups"][c]) for c in tables["categorical"]]
+        scorer = cls(list(tables["categorical"]), list(tables["numeric"]), lookups, None, trees)
+        library = str(trees.library)
+        scorer.status = PredictorStatus("compiled", "from the start-up snapshot", library)
+        return scorer
+
+    def tables(self) -> dict[str, Any]:
+        """Everything but the predictor, as JSON-able data."""
+        return {
+            "categorical": self.categorical,
+            "numeric": self.numeric,
+            "lookups": {lookup.column: lookup.table for lookup in self.lookups},
+        }
+
+    @staticmethod
+    def _codes(
+        ordinal: OrdinalEncoder, categorical: list[str], index: int, levels: np.ndarray
+    ) -> dict[str, float]:
         """Every known level of one column, encoded by the fitted encoder itself."""
         probe = pd.DataFrame({c: [ordinal.categories_[j][0]] * len(levels)
-                              for j, c in enumerate(self.categorical)})  # fmt: skip
-        probe[self.categorical[index]] = levels
+                              for j, c in enumerate(categorical)})  # fmt: skip
+        probe[categorical[index]] = levels
         encoded = ordinal.transform(probe)[:, index]
         return {str(level): float(code) for level, code in zip(levels, encoded, strict=True)}
 
@@ -126,6 +168,8 @@ class FastScorer:
         """The steps this path knows, trees on ordinal codes (the linear model's one-hot
         path stays in sklearn).
         """
+        from sklearn.preprocessing import OrdinalEncoder
+
         if tuple(pipeline.named_steps) != STEPS:
             return False
         encode = pipeline.named_steps["encode"]
@@ -159,17 +203,15 @@ class FastScorer:
     def predict_proba(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """Both classes' probabilities, as the pipeline's ``predict_proba``."""
         matrix = self.matrix(columns)
-        if self.booster is None:
-            return self.estimator.predict_proba(matrix)
-        jobs = self.estimator.n_jobs
-        threads = jobs if isinstance(jobs, int) and jobs > 0 else (os.cpu_count() or 1)
         trees = self.trees
         if trees is not None:
-            cancel = trees.predict(matrix, threads=threads)
-        else:
+            cancel = trees.predict(matrix, threads=self.threads)
+        elif self.booster is not None:
             # LightGBM's scikit-learn wrapper re-validates the matrix on every call (~3 ms,
             # most of a one-booking request); its booster computes the same numbers.
-            cancel = self.booster.predict(matrix, num_threads=threads)
+            cancel = self.booster.predict(matrix, num_threads=self.threads)
+        else:
+            return self.estimator.predict_proba(matrix)
         out = np.empty((len(cancel), 2))
         out[:, 0] = 1.0 - cancel
         out[:, 1] = cancel

@@ -31,6 +31,7 @@ from innflow.tracking.registry import (
     delete_alias,
     log_run_text,
     model_version,
+    model_version_of,
     moves,
     record_move,
     register_version,
@@ -55,7 +56,13 @@ from innflow.tracking.runs import (
     top_runs,
 )
 from innflow.tracking.spark import probability_udf, spark_session
-from innflow.tracking.store import DEFAULT_STORE, connect, mlflow_uri, resolve_store
+from innflow.tracking.store import (
+    DEFAULT_STORE,
+    connect,
+    mlflow_uri,
+    resolve_store,
+    store_identity,
+)
 
 __all__ = [
     "AUDIT_EXPERIMENT", "CONFIG_ARTIFACT", "DEFAULT_STORE", "MODEL_NAME",
@@ -64,8 +71,9 @@ __all__ = [
     "download_artifact", "find_finished_run", "get_run", "kernel_environment",
     "load_for_serving", "load_pyfunc", "log_child_run", "log_datasets", "log_model",
     "log_params", "log_results", "log_run_text", "log_series", "log_setup", "mlflow_uri",
-    "model_uri", "model_version", "moves", "notebook_run_id", "probability_udf",
+    "model_uri", "model_version", "model_version_of", "moves", "notebook_run_id", "probability_udf",
     "read_config_text", "record_move", "reference_profile", "register_version", "resolve_store",
     "run", "runs_of_kind", "schema_sample", "set_alias", "set_version_tags", "spark_session",
+    "store_identity",
     "top_runs", "trusted_types", "versions",
 ]  # fmt: skip

@@ -82,6 +82,19 @@ def alias_version(name: str, alias: str) -> Any | None:
         raise TrackingError(f"cannot read alias {alias!r} of {name!r}: {_reason(e)}") from e
 
 
+def model_version_of(uri: str) -> tuple[str, str] | None:
+    """(version, run id) a registry URI (``models:/name@alias`` or ``models:/name/3``)
+    resolves to now; None for an alias that is not set.
+    """
+    name, sep, alias = uri.removeprefix("models:/").partition("@")
+    if sep:
+        found = alias_version(name, alias)
+    else:
+        name, number = name.rsplit("/", 1)
+        found = model_version(name, number)
+    return None if found is None else (str(found.version), str(found.run_id))
+
+
 def set_alias(name: str, alias: str, version: str) -> None:
     """Point ``alias`` at ``version`` (aliases, never the deprecated stages)."""
     with _registry_errors(f"cannot set alias {alias!r} of {name!r}"):

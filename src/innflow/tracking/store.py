@@ -35,6 +35,17 @@ def resolve_store(configured: str | None) -> str:
     return uri
 
 
+def store_identity(uri: str) -> str:
+    """The store URI with a relative SQLite path made absolute: the same store whatever
+    the working directory (caches are keyed by it).
+    """
+    if uri.startswith("sqlite:///"):
+        path, mark, query = uri.removeprefix("sqlite:///").partition("?")
+        if path not in ("", ":memory:") and not path.startswith("/"):
+            return f"sqlite:///{os.path.abspath(path)}{mark}{query}"
+    return uri
+
+
 def connect(configured: str | None) -> str:
     """Point MLflow at the resolved store and return its URI."""
     import mlflow

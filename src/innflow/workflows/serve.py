@@ -1,15 +1,17 @@
 """Load a registered model for serving: the side effects around the
-prediction core (registry lookup, artifact download), kept out of the app factory.
+prediction core (registry lookup, artifact download, start-up snapshots), kept out of the
+app factory.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from innflow import tracking
 from innflow.errors import ConfigError
-from innflow.serving import core
+from innflow.serving import core, snapshot
 from innflow.serving.routing import Router, Variant
 
 DEFAULT_MODEL_URI = "models:/hotel-booking-cancellation@production"
@@ -19,12 +21,43 @@ def load(
     model_uri: str, tracking_uri: str | None = None, compile: str = "background"
 ) -> core.LoadedModel:
     """Resolve ``model_uri`` in the registry and load its Pipeline (``compile``: see
-    ``core.from_logged``).
+    ``core.from_logged``); once its compiled predictor is verified, its start-up snapshot
+    is written (serving/snapshot.py).
     """
-    tracking.connect(tracking_uri)
+    store = tracking.connect(tracking_uri)
+
+    def keep_snapshot(model: core.LoadedModel) -> None:
+        snapshot.save(model, tracking.store_identity(store), model_uri)
+
     description = tracking.describe_model(model_uri)
     pipeline, example = tracking.load_for_serving(description["resolved_uri"])
-    return core.from_logged(pipeline, description, example, compile)
+    return core.from_logged(pipeline, description, example, compile, keep_snapshot)
+
+
+def start(model_uri: str, tracking_uri: str | None = None) -> core.LoadedModel:
+    """The model from its start-up snapshot when there is a good one (no registry, MLflow
+    or scikit-learn: the caller must confirm it, see ``RegistrySource``), else ``load``.
+    """
+    store = tracking.store_identity(tracking.resolve_store(tracking_uri))
+    return snapshot.load(store, model_uri) or load(model_uri, tracking_uri)
+
+
+def confirmed(model_uri: str, tracking_uri: str | None = None) -> core.LoadedModel | None:
+    """The model's snapshot if ``model_uri`` still means the version and run it was taken
+    from, else None. A registry URI is asked of the registry (the pipeline is not loaded);
+    run and logged-model URIs name one model for good.
+    """
+    store = tracking.store_identity(tracking.resolve_store(tracking_uri))
+    model = snapshot.load(store, model_uri)
+    if model is None:
+        return None
+    if model_uri.startswith("models:/") and not model_uri.startswith("models:/m-"):
+        tracking.connect(tracking_uri)
+        now = tracking.model_version_of(model_uri)
+        if now != (model.version, model.description.get("run_id")):
+            return None
+    model.origin = "registry"  # confirmed: what the registry serves under this URI now
+    return model
 
 
 def compile_model(model_uri: str) -> core.LoadedModel:
@@ -53,8 +86,16 @@ class RegistrySource:
         """Load every variant afresh."""
         return load_router(self.model_name, self.routes, self.shadows)
 
+    def start(self) -> Router:
+        """Every variant from its snapshot where there is one (to be confirmed by a
+        reload), else loaded.
+        """
+        return load_router(self.model_name, self.routes, self.shadows, start)
 
-def load_router(model_name: str, routes: list[str], shadows: list[str]) -> Router:
+
+def load_router(
+    model_name: str, routes: list[str], shadows: list[str], loader: Any = load
+) -> Router:
     """Variants from `ALIAS=WEIGHT` routes and shadow aliases of one registered model."""
     variants = []
     for route in routes:
@@ -63,9 +104,10 @@ def load_router(model_name: str, routes: list[str], shadows: list[str]) -> Route
             share = float(weight)
         except ValueError as e:
             raise ConfigError(f"route {route!r} must look like production=90") from e
-        variants.append(Variant(alias, load(f"models:/{model_name}@{alias}"), share))
+        variants.append(Variant(alias, loader(f"models:/{model_name}@{alias}"), share))
     variants += [
-        Variant(alias, load(f"models:/{model_name}@{alias}"), 0.0, shadow=True) for alias in shadows
+        Variant(alias, loader(f"models:/{model_name}@{alias}"), 0.0, shadow=True)
+        for alias in shadows
     ]
     return Router(variants)
 
@@ -97,7 +139,7 @@ def build_app(
         model_name, alias = model_uri.removeprefix("models:/").split("@", 1)
         routes = [f"{alias}=100"]
     source = RegistrySource(model_name, routes, shadows)
-    router = source.load()
+    router = source.start()
     shown = ", ".join(
         f"{v.name} v{v.model.version}{' (shadow)' if v.shadow else ''}" for v in router.variants
     )
