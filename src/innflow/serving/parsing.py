@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from collections import Counter
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import pandas as pd
@@ -168,6 +169,13 @@ def _from_records(value: Any, key: str) -> Batch:
         )
     if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
         raise RequestError(400, f"'{key}' must be a list of records (objects)")
+    names = list(value[0]) if value else []
+    if len(names) > 1 and all(len(r) == len(names) for r in value):
+        try:  # the usual case, every record with the same keys: transposed in C, ~3x faster
+            columns = zip(*map(itemgetter(*names), value), strict=True)
+            return Batch(dict(zip(names, map(list, columns), strict=True)), len(value))
+        except KeyError:
+            pass  # same sizes, other keys: the general way below
     names = list(dict.fromkeys(name for record in value for name in record))
     # A key absent from one record is null there, as a DataFrame built from the records has it.
     return Batch({n: [r.get(n) for r in value] for n in names}, len(value))
