@@ -330,3 +330,44 @@ def test_batch_scoring_uses_the_confirmed_snapshot_and_matches_the_pipeline(
     good = scored["error"] == ""
     expected = model.pipeline.predict_proba(scored.loc[good, model.columns])[:, 1]
     assert scored.loc[good, "probability"].to_numpy().tobytes() == expected.tobytes()
+
+
+def test_a_snapshot_starts_the_service_while_the_registry_is_down(
+    snapshotted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from innflow import tracking
+    from innflow.serving import snapshot
+    from innflow.serving.app import Settings
+    from innflow.workflows.serve import RegistrySource
+
+    model, bookings, path = snapshotted
+    with socket.socket() as s:  # a port nobody listens on: the tracking server is down
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}"
+    document = json.loads(path.read_text())
+    document["tracking_uri"] = down  # as the service wrote it when that server was up
+    snapshot.path_for(down, PRODUCTION).write_text(json.dumps(document))
+    previous = tracking.mlflow_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", down)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    source = RegistrySource("hotel-booking-cancellation", ["production=100"], [])
+    body = {"dataframe_records": json.loads(bookings.head(3).to_json(orient="records"))}
+    try:
+        with TestClient(create_app(source.start(), Settings(), source)) as http:
+            answer = http.post("/invocations", json=body)
+            assert answer.status_code == 200
+            expected = model.pipeline.predict_proba(bookings.head(3))
+            assert np.asarray(answer.json()["predictions"]).tobytes() == expected.tobytes()
+            for _ in range(300):
+                health = http.get("/health").json()
+                if health["last_reload"] is not None:
+                    break
+                threading.Event().wait(0.1)
+            assert health["last_reload"]["outcome"] == "failed"
+            assert "cannot be reached" in health["last_reload"]["error"]
+            assert not health["confirmed"] and health["origins"] == {"production": "snapshot"}
+            assert http.post("/invocations", json=body).status_code == 200  # still serving
+    finally:
+        tracking.connect(previous)

@@ -72,9 +72,13 @@ class RegistrySource:
 
     def __init__(self, model_name: str, routes: list[str], shadows: list[str]) -> None:
         self.model_name, self.routes, self.shadows = model_name, routes, shadows
+        self._connected = False  # a service started from snapshots has not met the store yet
 
     def versions(self) -> dict[str, str]:
         """The version each routed or shadow alias points at now."""
+        if not self._connected:
+            tracking.connect(None)
+            self._connected = True
         aliases = [r.partition("=")[0] for r in self.routes] + list(self.shadows)
         found = {}
         for alias in aliases:
