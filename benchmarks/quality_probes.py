@@ -5,6 +5,8 @@ test column is printed to show how little validation predicts 2017, never to cho
 Probes (LightGBM defaults, refit on train + validation for test, like `innflow train`):
 - baseline: the default config;
 - parking: `required_car_parking_spaces` allowed (the leakage audit's finding; not default);
+- country: `country` allowed (a "known later" column: the data's README says it was often
+  filled in only at check-in); known-later: all four known-later columns allowed;
 - rates-frozen: time-aware agent/company cancellation rates: each training booking sees only
   outcomes settled (reservation_status_date) before its booking date; val/test bookings see
   a table frozen at the training cutoff, as a served model would;
@@ -181,6 +183,12 @@ def main() -> None:
 
     probes["baseline"] = plain(base)
     probes["parking"] = plain(config_module.load(None, ["features.exclude=[arrival_date_year]"]))
+    later = ["assigned_room_type", "booking_changes", "days_in_waiting_list"]
+    excluded = ",".join(["arrival_date_year", "required_car_parking_spaces", *later])
+    probes["country"] = plain(config_module.load(
+        None, ["features.allow_known_later=true", f"features.exclude=[{excluded}]"]
+    ))  # fmt: skip
+    probes["known-later"] = plain(config_module.load(None, ["features.allow_known_later=true"]))
 
     def rates(online: bool):
         def run() -> tuple[float, float]:

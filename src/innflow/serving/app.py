@@ -7,6 +7,7 @@ and field where there is one); the handlers never let an exception become a 500.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import json
 import threading
@@ -56,6 +57,18 @@ class Settings:
 
 CONFIRM_RETRY_SECONDS = 5.0  # a snapshot start asks the registry again this often until it answers
 EXPLAIN_WAIT_SECONDS = 30.0  # an explain request waits this long for the logged model
+
+
+def settle_memory() -> None:
+    """Collect what earlier models left, then exempt every loaded object from the cyclic
+    garbage collector (reference counting still frees them). A full collection of a loaded
+    service (~380k objects of MLflow, scikit-learn and pandas) takes ~180 ms, and under
+    batch traffic one landed in a request every few seconds: p99 of 1,000-booking
+    requests was 160 ms against a p50 of 11 ms.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class ModelSource(Protocol):
@@ -120,6 +133,7 @@ def create_app(
                     outcome.update(outcome="refused", error="; ".join(problems))
                 else:
                     install(candidate)
+                    settle_memory()
                     outcome.update(outcome="loaded", versions=wanted)
         except Exception as e:  # registry down, model missing: keep serving what we have
             outcome.update(outcome="failed", error=f"{type(e).__name__}: {e}"[:500])
@@ -149,6 +163,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         poller = threading.Thread(target=poll, name="innflow-reload", daemon=True)
+        settle_memory()
         if source is not None and (settings.reload_seconds > 0 or unconfirmed()):
             poller.start()
         if log is not None:

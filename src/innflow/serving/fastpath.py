@@ -21,6 +21,7 @@ other steps is refused by ``supports`` and served by the pipeline itself.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +120,10 @@ class FastScorer:
             estimator.booster_ if estimator is not None and _is_binary_lightgbm(estimator) else None
         )
         self.trees = trees  # set by accelerate.accelerate once verified
-        self.threads = 1  # a few rows a request; `innflow score` raises it for a file
+        # None: the compiled trees split requests above their own size threshold over every
+        # core and LightGBM's predictor runs single-threaded (a few rows a request);
+        # `innflow score` sets every core for both.
+        self.threads: int | None = None
         self.status = PredictorStatus()
 
     @classmethod
@@ -205,11 +209,11 @@ class FastScorer:
         matrix = self.matrix(columns)
         trees = self.trees
         if trees is not None:
-            cancel = trees.predict(matrix, threads=self.threads)
+            cancel = trees.predict(matrix, threads=self.threads or os.cpu_count() or 1)
         elif self.booster is not None:
             # LightGBM's scikit-learn wrapper re-validates the matrix on every call (~3 ms,
             # most of a one-booking request); its booster computes the same numbers.
-            cancel = self.booster.predict(matrix, num_threads=self.threads)
+            cancel = self.booster.predict(matrix, num_threads=self.threads or 1)
         else:
             return self.estimator.predict_proba(matrix)
         out = np.empty((len(cancel), 2))
