@@ -70,6 +70,7 @@ def save(
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=target.parent, delete=False, suffix=".tmp") as f:
         json.dump(document, f, default=str)
+    os.chmod(f.name, 0o644)  # readable by a service running as another user, as the library
     os.replace(f.name, target)  # a reader sees the old snapshot or the new, never half
     return target
 
