@@ -349,3 +349,56 @@ def test_plain_mlflow_models_serve_gives_the_same_numbers(registered, served) ->
         server.stderr.close()
     ours = client.post("/invocations", content=body, headers={"Content-Type": "application/json"})
     assert ours.json() == theirs
+
+
+@pytest.mark.slow
+def test_worker_processes_honour_routes_and_the_prediction_log(registered, tmp_path) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    _, bookings, version, path = registered
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{path / 'mlflow.db'}"}
+    command = [str(Path(sys.executable).parent / "innflow"), "serve", "--workers", "2",
+               "--port", str(port), "--route", "production=50", "--route", "staging=50",
+               "--prediction-log", str(tmp_path / "log"), "--reload-seconds", "0"]  # fmt: skip
+    server = subprocess.Popen(command, env=env, cwd=path, stderr=subprocess.PIPE)
+    body = json.dumps({"dataframe_records": _records(bookings.head(1))}).encode()
+
+    def post(key: str) -> tuple[str, str]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict", data=body,
+            headers={"Content-Type": "application/json", "X-Routing-Key": key},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.headers["X-Variant"], answer.headers["X-Model-Version"]
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                first = post("booking-0")
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "innflow serve --workers 2 did not start"
+                time.sleep(0.5)
+        seen = {post(f"booking-{i}") for i in range(40)}
+        assert first in seen
+        assert {variant for variant, _ in seen} == {"production", "staging"}  # routes kept
+        assert ("production", version) in seen
+        assert post("booking-7") == post("booking-7")  # sticky whichever worker answers
+    finally:
+        server.send_signal(signal.SIGINT)  # uvicorn stops its workers, which flush their logs
+        server.wait(timeout=60)
+        server.stderr.close()
+    logged = pd.concat(pd.read_parquet(p) for p in (tmp_path / "log").glob("*.parquet"))
+    assert len(logged) == 43  # every scored booking, from whichever worker scored it

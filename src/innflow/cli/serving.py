@@ -49,20 +49,22 @@ def serve(
 
     import uvicorn
 
-    from innflow.workflows.serve import load
+    from innflow.workflows.serve import build_app, worker_environment
 
+    # Built here first even with workers: a bad URI or route fails once and clearly.
+    arguments = (model_uri, routes or [], shadows or [], model_name, prediction_log,
+                 reload_seconds)  # fmt: skip
+    app, serving = build_app(*arguments)
+    err.print(f"serving {serving} on http://{host}:{port}")
     if workers > 1:
-        os.environ["INNFLOW_MODEL_URI"] = model_uri
-        load(model_uri)  # fail here, once and clearly, rather than in every worker
+        err.print(
+            f"{workers} worker processes: each keeps its own /metrics (a scrape sees one of "
+            "them); for one set of metrics run one worker per container and scale containers"
+        )
+        os.environ.update(worker_environment(*arguments))
         uvicorn.run("innflow.workflows.serve:app_from_environment", factory=True, host=host,
                     port=port, workers=workers, log_level="warning", access_log=False)  # fmt: skip
         return
-    from innflow.workflows.serve import build_app
-
-    app, serving = build_app(
-        model_uri, routes or [], shadows or [], model_name, prediction_log, reload_seconds
-    )
-    err.print(f"serving {serving} on http://{host}:{port}")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

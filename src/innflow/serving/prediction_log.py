@@ -6,6 +6,7 @@ dropped instead of raised.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -79,7 +80,9 @@ class PredictionLog:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            target = self.directory / f"predictions-{stamp}-{self._sequence:06d}.parquet"
+            # the pid keeps the files of several worker processes apart
+            name = f"predictions-{stamp}-{os.getpid()}-{self._sequence:06d}.parquet"
+            target = self.directory / name
             pd.concat(frames, ignore_index=True).to_parquet(target, index=False)
         except Exception:  # a full or broken sink must never reach a request: count it
             self.on_drop(count)

@@ -5,6 +5,7 @@ app factory.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -150,8 +151,39 @@ def build_app(
     return create_app(router, settings, source), shown
 
 
+WORKER_ENVIRONMENT = "INNFLOW_SERVE"  # build_app's arguments as JSON, for `--workers` processes
+
+
+def worker_environment(
+    model_uri: str,
+    routes: list[str],
+    shadows: list[str],
+    model_name: str,
+    prediction_log: Path | None,
+    reload_seconds: float,
+) -> dict[str, str]:
+    """What each `uvicorn --factory` worker needs to build the same service."""
+    arguments = {
+        "model_uri": model_uri, "routes": routes, "shadows": shadows, "model_name": model_name,
+        "prediction_log": str(prediction_log) if prediction_log else None,
+        "reload_seconds": reload_seconds,
+    }  # fmt: skip
+    return {WORKER_ENVIRONMENT: json.dumps(arguments)}
+
+
 def app_from_environment():
-    """Factory for `uvicorn --factory` workers: the model URI comes from INNFLOW_MODEL_URI."""
+    """Factory for `uvicorn --factory` workers: the service ``worker_environment`` describes
+    (routes, shadows, prediction log and reloading included), else the model URI in
+    INNFLOW_MODEL_URI.
+    """
+    raw = os.environ.get(WORKER_ENVIRONMENT)
+    if raw:
+        a = json.loads(raw)
+        log = Path(a["prediction_log"]) if a["prediction_log"] else None
+        app, _ = build_app(
+            a["model_uri"], a["routes"], a["shadows"], a["model_name"], log, a["reload_seconds"]
+        )
+        return app
     from innflow.serving.app import create_app
 
-    return create_app(load(os.environ.get("INNFLOW_MODEL_URI", DEFAULT_MODEL_URI)))
+    return create_app(start(os.environ.get("INNFLOW_MODEL_URI", DEFAULT_MODEL_URI)))
