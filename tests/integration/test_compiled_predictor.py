@@ -241,14 +241,21 @@ def test_a_snapshot_that_does_not_check_out_is_not_used(
     from innflow.workflows.serve import start
 
     _, _, path = snapshotted
-    monkeypatch.setenv("INNFLOW_COMPILE", "0")  # no fresh snapshot written behind our back
     original = path.read_text()
     document = json.loads(original)
     document["example_probabilities"][0] = (0.123).hex()  # not what the model says
     path.write_text(json.dumps(document))
+    # a refused snapshot's fallback load compiles nothing, so writes no fresh snapshot
+    monkeypatch.setattr(accelerate, "accelerate", lambda *args, **kwargs: None)
     with caplog.at_level("WARNING", logger="innflow.serving"):
         assert start(PRODUCTION).origin == "registry"  # the logged model, loaded as usual
     assert "no longer scores as recorded" in caplog.text
+    path.write_text(original)
+    monkeypatch.setenv("INNFLOW_COMPILE", "1")
+    assert start(PRODUCTION).origin == "snapshot"  # the good snapshot again
+    monkeypatch.setenv("INNFLOW_COMPILE", "0")
+    assert start(PRODUCTION).origin == "registry"  # compiled code turned off: not used
+    monkeypatch.setenv("INNFLOW_COMPILE", "1")
     path.write_text("{not json")
     assert start(PRODUCTION).origin == "registry"
     # (a loaded library must not be rewritten in place: the snapshot's record of it is)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from innflow.serving import compiled, core
+from innflow.serving import accelerate, compiled, core
 from innflow.serving.fastpath import FastScorer
 
 FORMAT = 1  # bump when the document changes: part of the key
@@ -78,11 +78,11 @@ def save(
 def load(
     tracking_uri: str, model_uri: str, directory: Path | None = None
 ) -> core.LoadedModel | None:
-    """The model from its snapshot, or None when there is none or it does not check out
-    (why is logged): the caller then loads the logged model as usual.
+    """The model from its snapshot, or None when there is none, it does not check out (why
+    is logged) or ``INNFLOW_COMPILE`` is off: the caller then loads the logged model.
     """
     path = path_for(tracking_uri, model_uri, directory)
-    if not path.exists():
+    if not accelerate.enabled() or not path.exists():
         return None
     try:
         document = json.loads(path.read_text())
