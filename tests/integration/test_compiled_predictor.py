@@ -217,6 +217,16 @@ def test_a_snapshot_scores_every_booking_bit_identically_without_its_pipeline(
     assert again is not None and again.origin == "registry"
 
 
+def test_innflow_compile_reports_the_snapshot_it_wrote(snapshotted, cli) -> None:
+    _, _, path = snapshotted
+    path.unlink()
+    done = cli("compile", "--model-uri", PRODUCTION, "--json")
+    assert done.code == 0, done.stderr
+    reported = json.loads(done.stdout)
+    assert reported["state"] == "compiled" and reported["snapshot"] == str(path)
+    assert path.exists()
+
+
 def test_starting_from_a_snapshot_imports_neither_mlflow_nor_scikit_learn(snapshotted) -> None:
     import subprocess
     import sys

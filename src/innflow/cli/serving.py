@@ -107,10 +107,13 @@ def compile_predictor(
 
     with StepLog() as progress:
         progress(f"compiling {model_uri}")
-        predictor = compile_model(model_uri).predictor
+        model, snapshot = compile_model(model_uri)
+    predictor = {**model.predictor, "snapshot": str(snapshot) if snapshot else None}
     if as_json:
         emit_json(predictor)
     else:
         out.print(f"{predictor['state']}: {predictor['detail']} ({predictor['library'] or '-'})")
+        if snapshot is not None:
+            out.print(f"start-up snapshot: {snapshot}")
     if predictor["state"] in ("refused", "failed"):
         raise typer.Exit(1)

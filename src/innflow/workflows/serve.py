@@ -61,11 +61,15 @@ def confirmed(model_uri: str, tracking_uri: str | None = None) -> core.LoadedMod
     return model
 
 
-def compile_model(model_uri: str) -> core.LoadedModel:
+def compile_model(model_uri: str) -> tuple[core.LoadedModel, Path | None]:
     """Build, verify and cache the compiled predictor of a model, so that services and
-    `innflow score` start with it (run it where they run, e.g. when building an image).
+    `innflow score` start with it (run it where they run, e.g. when building an image);
+    with the start-up snapshot written beside it (its path, None when not compiled).
     """
-    return load(model_uri, compile="build")
+    model = load(model_uri, compile="build")
+    store = tracking.store_identity(tracking.resolve_store(None))
+    written = snapshot.path_for(store, model_uri)
+    return model, written if written.exists() and model.predictor["state"] == "compiled" else None
 
 
 class RegistrySource:
