@@ -49,19 +49,21 @@ def serve(
 
     import uvicorn
 
-    from innflow.workflows.serve import build_app, worker_environment
+    from innflow.workflows.serve import ServiceOptions, build_app
 
+    options = ServiceOptions(
+        model_uri, tuple(routes or ()), tuple(shadows or ()), model_name,
+        str(prediction_log) if prediction_log else None, reload_seconds,
+    )  # fmt: skip
     # Built here first even with workers: a bad URI or route fails once and clearly.
-    arguments = (model_uri, routes or [], shadows or [], model_name, prediction_log,
-                 reload_seconds)  # fmt: skip
-    app, serving = build_app(*arguments)
+    app, serving = build_app(options)
     err.print(f"serving {serving} on http://{host}:{port}")
     if workers > 1:
         err.print(
             f"{workers} worker processes: each keeps its own /metrics (a scrape sees one of "
             "them); for one set of metrics run one worker per container and scale containers"
         )
-        os.environ.update(worker_environment(*arguments))
+        os.environ.update(options.to_environment())
         uvicorn.run("innflow.workflows.serve:app_from_environment", factory=True, host=host,
                     port=port, workers=workers, log_level="warning", access_log=False)  # fmt: skip
         return

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,26 +122,51 @@ def load_router(
     return Router(variants)
 
 
-def build_app(
-    model_uri: str,
-    routes: list[str],
-    shadows: list[str],
-    model_name: str,
-    prediction_log: Path | None,
-    reload_seconds: float,
-):
+WORKER_ENVIRONMENT = "INNFLOW_SERVE"  # ServiceOptions as JSON, for `--workers` processes
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """What `innflow serve` serves and how; handed to `--workers` processes as JSON."""
+
+    model_uri: str = DEFAULT_MODEL_URI
+    routes: tuple[str, ...] = ()
+    shadows: tuple[str, ...] = ()
+    model_name: str = "hotel-booking-cancellation"
+    prediction_log: str | None = None
+    reload_seconds: float = 30.0
+
+    def to_environment(self) -> dict[str, str]:
+        """The options as the environment of worker processes."""
+        return {WORKER_ENVIRONMENT: json.dumps(asdict(self))}
+
+    @classmethod
+    def from_environment(cls) -> ServiceOptions:
+        """The options ``to_environment`` wrote, else the defaults with INNFLOW_MODEL_URI."""
+        raw = os.environ.get(WORKER_ENVIRONMENT)
+        if raw is None:
+            return cls(model_uri=os.environ.get("INNFLOW_MODEL_URI", DEFAULT_MODEL_URI))
+        given = json.loads(raw)
+        given["routes"], given["shadows"] = tuple(given["routes"]), tuple(given["shadows"])
+        return cls(**given)
+
+
+def build_app(options: ServiceOptions):
     """The service for a model URI or alias routes: (app, one line saying what it serves).
 
-    A registry alias (``models:/NAME@ALIAS``) or routes give a reloadable registry source;
-    any other URI is served as loaded. The admin token comes from INNFLOW_ADMIN_TOKEN.
+    A registry alias (``models:/NAME@ALIAS``) or routes give a reloadable registry source,
+    started from snapshots where there are any; any other URI is served as loaded. The
+    admin token comes from INNFLOW_ADMIN_TOKEN.
     """
     from innflow.serving.app import Settings, create_app
 
     settings = Settings(
-        prediction_log=prediction_log,
-        reload_seconds=reload_seconds,
+        prediction_log=Path(options.prediction_log) if options.prediction_log else None,
+        reload_seconds=options.reload_seconds,
         admin_token=os.environ.get("INNFLOW_ADMIN_TOKEN") or None,
     )
+    model_uri, model_name = options.model_uri, options.model_name
+    routes, shadows = list(options.routes), list(options.shadows)
     if not (routes or shadows or "@" in model_uri):
         model = load(model_uri)
         return create_app(model, settings), f"{model_uri} (version {model.version})"
@@ -155,39 +181,8 @@ def build_app(
     return create_app(router, settings, source), shown
 
 
-WORKER_ENVIRONMENT = "INNFLOW_SERVE"  # build_app's arguments as JSON, for `--workers` processes
-
-
-def worker_environment(
-    model_uri: str,
-    routes: list[str],
-    shadows: list[str],
-    model_name: str,
-    prediction_log: Path | None,
-    reload_seconds: float,
-) -> dict[str, str]:
-    """What each `uvicorn --factory` worker needs to build the same service."""
-    arguments = {
-        "model_uri": model_uri, "routes": routes, "shadows": shadows, "model_name": model_name,
-        "prediction_log": str(prediction_log) if prediction_log else None,
-        "reload_seconds": reload_seconds,
-    }  # fmt: skip
-    return {WORKER_ENVIRONMENT: json.dumps(arguments)}
-
-
 def app_from_environment():
-    """Factory for `uvicorn --factory` workers: the service ``worker_environment`` describes
-    (routes, shadows, prediction log and reloading included), else the model URI in
-    INNFLOW_MODEL_URI.
+    """Factory for `uvicorn --factory` workers: the service of ``ServiceOptions`` in the
+    environment (routes, shadows, prediction log and reloading included).
     """
-    raw = os.environ.get(WORKER_ENVIRONMENT)
-    if raw:
-        a = json.loads(raw)
-        log = Path(a["prediction_log"]) if a["prediction_log"] else None
-        app, _ = build_app(
-            a["model_uri"], a["routes"], a["shadows"], a["model_name"], log, a["reload_seconds"]
-        )
-        return app
-    from innflow.serving.app import create_app
-
-    return create_app(start(os.environ.get("INNFLOW_MODEL_URI", DEFAULT_MODEL_URI)))
+    return build_app(ServiceOptions.from_environment())[0]
