@@ -388,3 +388,29 @@ def test_a_snapshot_starts_the_service_while_the_registry_is_down(
             assert http.post("/invocations", json=body).status_code == 200  # still serving
     finally:
         tracking.connect(previous)
+
+
+def test_a_pinned_logged_model_scores_from_its_snapshot_without_the_registry(
+    snapshotted, cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from innflow import tracking
+    from innflow.workflows.score import score_file
+
+    model, _, _ = snapshotted
+    pinned = MlflowClient().get_model_version("hotel-booking-cancellation", model.version).source
+    assert pinned.startswith("models:/m-")
+    assert cli("compile", "--model-uri", pinned).code == 0
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("the tracking store was used")
+
+    monkeypatch.setattr(tracking, "connect", refuse)
+    monkeypatch.setattr(tracking, "load_for_serving", refuse)
+    outcome = score_file(pinned, DATA, tmp_path / "scored.parquet")
+    assert outcome.predictor == "compiled"
+    scored = pd.read_parquet(tmp_path / "scored.parquet")
+    good = scored["error"] == ""
+    expected = model.pipeline.predict_proba(scored.loc[good, model.columns])[:, 1]
+    assert scored.loc[good, "probability"].to_numpy().tobytes() == expected.tobytes()
