@@ -22,7 +22,7 @@ Probes:
             with the LightGBM params;
 - recency-default: default LightGBM params, only half_life tuned (--half-life-trials).
 
-Run (single-threaded, ~16 min for all probes on this machine):
+Run (single-threaded, ~14 min for all probes on this machine):
   uv run python benchmarks/multiwindow_tuning.py \
       --probes default val-tuned tuned recency-default recency \
       --trials 30 --half-life-trials 10 --budget-minutes 55
