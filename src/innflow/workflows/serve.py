@@ -176,8 +176,11 @@ def build_app(options: ServiceOptions):
     source = RegistrySource(model_name, routes, shadows)
     router = source.start()
     shown = ", ".join(
-        f"{v.name} v{v.model.version}{' (shadow)' if v.shadow else ''}" for v in router.variants
-    )
+        f"{v.name} v{v.model.version}{' (shadow)' if v.shadow else ''}"
+        + (" (start-up snapshot; confirming with the registry)" if v.model.origin == "snapshot"
+           else "")
+        for v in router.variants
+    )  # fmt: skip
     return create_app(router, settings, source), shown
 
 
