@@ -179,7 +179,7 @@ PRODUCTION = "models:/hotel-booking-cancellation@production"
 @pytest.fixture
 def snapshotted(registry, library: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """The production model loaded with its compiled predictor, which writes its start-up
-    snapshot (own cache directory); yields (loaded model, bookings, snapshot path).
+    snapshot (own cache directory): (loaded model, bookings, snapshot path).
     """
     from innflow import tracking
     from innflow.serving import snapshot
