@@ -190,7 +190,10 @@ def _from_split(value: Any) -> Batch:
         raise RequestError(400, "'dataframe_split.data' must be a list of rows")
     if any(len(r) != len(names) for r in rows):
         raise RequestError(400, "'dataframe_split': every row needs one value per column")
-    return Batch({n: [r[i] for r in rows] for i, n in enumerate(names)}, len(rows))
+    if not rows:
+        return Batch({n: [] for n in names}, 0)
+    # rows all have one value per column (checked above): transposed in C
+    return Batch(dict(zip(names, map(list, zip(*rows, strict=True)), strict=True)), len(rows))
 
 
 def batch_from_json(body: bytes) -> Batch:
