@@ -171,9 +171,8 @@ def _from_records(value: Any, key: str) -> Batch:
         raise RequestError(400, f"'{key}' must be a list of records (objects)")
     names = list(value[0]) if value else []
     if len(names) > 1 and all(len(r) == len(names) for r in value):
-        try:  # the usual case, every record with the same keys: transposed in C, ~3x faster
-            transposed = zip(*map(itemgetter(*names), value), strict=True)
-            return Batch(dict(zip(names, map(list, transposed), strict=True)), len(value))
+        try:  # the usual case, every record with the same keys: ~3x faster
+            return _transposed(names, list(map(itemgetter(*names), value)))
         except KeyError:
             pass  # same sizes, other keys: the general way below
     names = list(dict.fromkeys(name for record in value for name in record))
@@ -190,9 +189,13 @@ def _from_split(value: Any) -> Batch:
         raise RequestError(400, "'dataframe_split.data' must be a list of rows")
     if any(len(r) != len(names) for r in rows):
         raise RequestError(400, "'dataframe_split': every row needs one value per column")
+    return _transposed(names, rows)  # one value per column in every row: checked above
+
+
+def _transposed(names: list[str], rows: list[Any]) -> Batch:
+    """Rows (sequences in ``names`` order) as columns, transposed in C."""
     if not rows:
         return Batch({n: [] for n in names}, 0)
-    # rows all have one value per column (checked above): transposed in C
     return Batch(dict(zip(names, map(list, zip(*rows, strict=True)), strict=True)), len(rows))
 
 

@@ -114,6 +114,13 @@ def _load(loader: Any, uri: str) -> Any:
         raise RunNotFoundError(f"could not load model {uri}: {_reason(e)}") from e
 
 
+def is_registry_uri(uri: str) -> bool:
+    """``models:/name@alias`` or ``models:/name/3``: what it means is the registry's to say
+    (unlike a run or logged-model URI, ``models:/m-...``, which names one model for good).
+    """
+    return uri.startswith("models:/") and not uri.startswith("models:/m-")
+
+
 def describe_model(uri: str) -> dict[str, Any]:
     """Name, version, alias and run of a model URI (``models:/name@alias``,
     ``models:/name/3``, ``runs:/...`` or ``models:/m-...``), plus its innflow metadata.
@@ -122,7 +129,7 @@ def describe_model(uri: str) -> dict[str, Any]:
 
     described: dict[str, Any] = {"uri": uri, "name": None, "version": None, "alias": None}
     with _registry_errors(f"cannot resolve model {uri}"):
-        if uri.startswith("models:/") and not uri.startswith("models:/m-"):
+        if is_registry_uri(uri):
             reference = uri.removeprefix("models:/")
             if "@" in reference:
                 name, alias = reference.split("@", 1)

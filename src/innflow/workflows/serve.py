@@ -26,22 +26,26 @@ def load(
     ``core.from_logged``); once its compiled predictor is verified, its start-up snapshot
     is written (serving/snapshot.py).
     """
-    store = tracking.connect(tracking_uri)
+    tracking.connect(tracking_uri)
 
     def keep_snapshot(model: core.LoadedModel) -> None:
-        snapshot.save(model, tracking.store_identity(store), model_uri)
+        snapshot.save(model, _store_key(tracking_uri), model_uri)
 
     description = tracking.describe_model(model_uri)
     pipeline, example = tracking.load_for_serving(description["resolved_uri"])
     return core.from_logged(pipeline, description, example, compile, keep_snapshot)
 
 
+def _store_key(tracking_uri: str | None) -> str:
+    """The store snapshots are keyed by: resolved, a relative SQLite path made absolute."""
+    return tracking.store_identity(tracking.resolve_store(tracking_uri))
+
+
 def start(model_uri: str, tracking_uri: str | None = None) -> core.LoadedModel:
     """The model from its start-up snapshot when there is a good one (no registry, MLflow
     or scikit-learn: the caller must confirm it, see ``RegistrySource``), else ``load``.
     """
-    store = tracking.store_identity(tracking.resolve_store(tracking_uri))
-    return snapshot.load(store, model_uri) or load(model_uri, tracking_uri)
+    return snapshot.load(_store_key(tracking_uri), model_uri) or load(model_uri, tracking_uri)
 
 
 def confirmed(model_uri: str, tracking_uri: str | None = None) -> core.LoadedModel | None:
@@ -49,11 +53,10 @@ def confirmed(model_uri: str, tracking_uri: str | None = None) -> core.LoadedMod
     from, else None. A registry URI is asked of the registry (the pipeline is not loaded);
     run and logged-model URIs name one model for good.
     """
-    store = tracking.store_identity(tracking.resolve_store(tracking_uri))
-    model = snapshot.load(store, model_uri)
+    model = snapshot.load(_store_key(tracking_uri), model_uri)
     if model is None:
         return None
-    if model_uri.startswith("models:/") and not model_uri.startswith("models:/m-"):
+    if tracking.is_registry_uri(model_uri):
         tracking.connect(tracking_uri)
         now = tracking.model_version_of(model_uri)
         if now != (model.version, model.description.get("run_id")):
@@ -68,8 +71,7 @@ def compile_model(model_uri: str) -> tuple[core.LoadedModel, Path | None]:
     with the start-up snapshot written beside it (its path, None when not compiled).
     """
     model = load(model_uri, compile="build")
-    store = tracking.store_identity(tracking.resolve_store(None))
-    written = snapshot.path_for(store, model_uri)
+    written = snapshot.path_for(_store_key(None), model_uri)
     return model, written if written.exists() and model.predictor["state"] == "compiled" else None
 
 
