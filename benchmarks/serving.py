@@ -165,6 +165,16 @@ def _measure(url: str, rows: list[dict], n_requests: int, seconds: float) -> dic
     }
 
 
+def _score(bin_dir: str, env: dict, data: Path, target: str, uri: str) -> tuple[float, dict]:
+    """`innflow score` of the data set in a fresh process: (wall seconds, its --json)."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [f"{bin_dir}/innflow", "score", str(data), target, "--model-uri", uri, "--json"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return time.perf_counter() - started, json.loads(done.stdout)
+
+
 def _confirmed(port: int) -> float | None:
     """Seconds from ready until innflow's /health says the registry confirmed the model (it
     answers from its start-up snapshot meanwhile) and the logged model's compiled predictor
@@ -256,13 +266,7 @@ def main() -> None:
                 process.terminate()
                 process.wait(timeout=30)
         data = ROOT / "data" / "hotel_bookings.parquet"
-        started = time.perf_counter()
-        done = subprocess.run(
-            [f"{bin_dir}/innflow", "score", str(data), f"{tmp}/scored.parquet", "--model-uri",
-             uri, "--json"], env=env, capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        score_wall = time.perf_counter() - started
-        scored = json.loads(done.stdout)
+        score_wall, scored = _score(bin_dir, env, data, f"{tmp}/scored.parquet", uri)
         score_inner, score_model = scored["seconds"], scored.get("model_seconds", 0.0)
         score_predictor = scored.get("predictor", "-")
         # The same model pinned by its logged-model id: immutable, so its snapshot needs no
@@ -272,13 +276,8 @@ def main() -> None:
         pinned = MlflowClient().get_model_version("hotel-booking-cancellation", version).source
         subprocess.run([f"{bin_dir}/innflow", "compile", "--model-uri", pinned], env=env,
                        capture_output=True, check=True)  # fmt: skip
-        started = time.perf_counter()
-        done = subprocess.run(
-            [f"{bin_dir}/innflow", "score", str(data), f"{tmp}/pinned.parquet", "--model-uri",
-             pinned, "--json"], env=env, capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        pinned_wall = time.perf_counter() - started
-        pinned_inner = json.loads(done.stdout)["seconds"]
+        pinned_wall, pinned_scored = _score(bin_dir, env, data, f"{tmp}/pinned.parquet", pinned)
+        pinned_inner = pinned_scored["seconds"]
     busy = " / ".join(f"{x:.1f}" for x in os.getloadavg())  # 1, 5, 15 min: the machine is shared
     table = Table(title=f"serving: same model, same client, 127.0.0.1, 2 cores, load {busy}")
     columns = [

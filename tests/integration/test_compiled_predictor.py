@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,36 @@ def test_other_model_kinds_and_objectives_keep_the_exact_path(registered) -> Non
 PRODUCTION = "models:/hotel-booking-cancellation@production"
 
 
+def _production_source():
+    """A service's registry source: the production alias, all traffic."""
+    from innflow.workflows.serve import RegistrySource
+
+    return RegistrySource("hotel-booking-cancellation", ["production=100"], [])
+
+
+def _records(frame: pd.DataFrame) -> dict:
+    return {"dataframe_records": json.loads(frame.to_json(orient="records"))}
+
+
+def _health_once(http: TestClient, ready: Callable[[dict], bool], seconds: float = 60) -> dict:
+    """/health as soon as ``ready`` says so (the service works in the background), or
+    after ``seconds`` whatever it says.
+    """
+    for _ in range(round(seconds * 10)):
+        health = http.get("/health").json()
+        if ready(health):
+            break
+        threading.Event().wait(0.1)
+    return health
+
+
+def _assert_scored_like_the_pipeline(model: core.LoadedModel, path: Path) -> None:
+    scored = pd.read_parquet(path)
+    good = scored["error"] == ""
+    expected = model.pipeline.predict_proba(scored.loc[good, model.columns])[:, 1]
+    assert scored.loc[good, "probability"].to_numpy().tobytes() == expected.tobytes()
+
+
 @pytest.fixture
 def snapshotted(registry, library: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """The production model loaded with its compiled predictor, which writes its start-up
@@ -284,27 +315,23 @@ def test_a_stale_snapshot_serves_at_once_then_the_version_the_alias_moved_to(
     from mlflow.tracking import MlflowClient
 
     from innflow.serving.app import Settings
-    from innflow.workflows.serve import RegistrySource, confirmed
+    from innflow.workflows.serve import confirmed
 
     model, bookings, _ = snapshotted
     client = MlflowClient()
     staging = client.get_model_version_by_alias("hotel-booking-cancellation", "staging")
-    source = RegistrySource("hotel-booking-cancellation", ["production=100"], [])
+    source = _production_source()
     router = source.start()
     assert router.live[0].model.origin == "snapshot"
     client.set_registered_model_alias("hotel-booking-cancellation", "production", staging.version)
     try:
         assert confirmed(PRODUCTION) is None  # `innflow score` would load the new version
-        body = {"dataframe_records": json.loads(bookings.head(2).to_json(orient="records"))}
         with TestClient(create_app(router, Settings(), source)) as http:
-            for _ in range(600):  # the service confirms with the registry right after start
-                health = http.get("/health").json()
-                if health["confirmed"]:
-                    break
-                threading.Event().wait(0.1)
+            # the service confirms with the registry right after start
+            health = _health_once(http, lambda h: h["confirmed"])
             assert health["confirmed"] and health["origins"] == {"production": "registry"}
             assert health["model_version"] == str(staging.version)
-            answer = http.post("/predict?explain=true", json=body)
+            answer = http.post("/predict?explain=true", json=_records(bookings.head(2)))
             assert answer.headers["X-Model-Version"] == str(staging.version)
     finally:
         client.set_registered_model_alias("hotel-booking-cancellation", "production", model.version)
@@ -312,15 +339,13 @@ def test_a_stale_snapshot_serves_at_once_then_the_version_the_alias_moved_to(
 
 def test_explanations_wait_for_the_logged_model_after_a_snapshot_start(snapshotted) -> None:
     from innflow.serving.app import Settings
-    from innflow.workflows.serve import RegistrySource
 
     model, bookings, _ = snapshotted
-    source = RegistrySource("hotel-booking-cancellation", ["production=100"], [])
+    source = _production_source()
     router = source.start()
     assert router.live[0].model.origin == "snapshot"
-    body = {"dataframe_records": json.loads(bookings.head(2).to_json(orient="records"))}
     with TestClient(create_app(router, Settings(), source)) as http:
-        answer = http.post("/predict?explain=true", json=body)
+        answer = http.post("/predict?explain=true", json=_records(bookings.head(2)))
         assert answer.status_code == 200, answer.text
         predictions = answer.json()["predictions"]
         assert all(p["reasons"] for p in predictions)
@@ -343,10 +368,7 @@ def test_batch_scoring_uses_the_confirmed_snapshot_and_matches_the_pipeline(
     monkeypatch.setattr(tracking, "load_for_serving", refuse)
     outcome = score_file(PRODUCTION, DATA, tmp_path / "scored.parquet")
     assert outcome.predictor == "compiled" and outcome.model_version == model.version
-    scored = pd.read_parquet(tmp_path / "scored.parquet")
-    good = scored["error"] == ""
-    expected = model.pipeline.predict_proba(scored.loc[good, model.columns])[:, 1]
-    assert scored.loc[good, "probability"].to_numpy().tobytes() == expected.tobytes()
+    _assert_scored_like_the_pipeline(model, tmp_path / "scored.parquet")
 
 
 def test_a_snapshot_starts_the_service_while_the_registry_is_down(
@@ -357,7 +379,6 @@ def test_a_snapshot_starts_the_service_while_the_registry_is_down(
     from innflow import tracking
     from innflow.serving import snapshot
     from innflow.serving.app import Settings
-    from innflow.workflows.serve import RegistrySource
 
     model, bookings, path = snapshotted
     with socket.socket() as s:  # a port nobody listens on: the tracking server is down
@@ -369,19 +390,15 @@ def test_a_snapshot_starts_the_service_while_the_registry_is_down(
     previous = tracking.mlflow_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", down)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    source = RegistrySource("hotel-booking-cancellation", ["production=100"], [])
-    body = {"dataframe_records": json.loads(bookings.head(3).to_json(orient="records"))}
+    source = _production_source()
+    body = _records(bookings.head(3))
     try:
         with TestClient(create_app(source.start(), Settings(), source)) as http:
             answer = http.post("/invocations", json=body)
             assert answer.status_code == 200
             expected = model.pipeline.predict_proba(bookings.head(3))
             assert np.asarray(answer.json()["predictions"]).tobytes() == expected.tobytes()
-            for _ in range(300):
-                health = http.get("/health").json()
-                if health["last_reload"] is not None:
-                    break
-                threading.Event().wait(0.1)
+            health = _health_once(http, lambda h: h["last_reload"] is not None, 30)
             assert health["last_reload"]["outcome"] == "failed"
             assert "cannot be reached" in health["last_reload"]["error"]
             assert not health["confirmed"] and health["origins"] == {"production": "snapshot"}
@@ -410,7 +427,4 @@ def test_a_pinned_logged_model_scores_from_its_snapshot_without_the_registry(
     monkeypatch.setattr(tracking, "load_for_serving", refuse)
     outcome = score_file(pinned, DATA, tmp_path / "scored.parquet")
     assert outcome.predictor == "compiled"
-    scored = pd.read_parquet(tmp_path / "scored.parquet")
-    good = scored["error"] == ""
-    expected = model.pipeline.predict_proba(scored.loc[good, model.columns])[:, 1]
-    assert scored.loc[good, "probability"].to_numpy().tobytes() == expected.tobytes()
+    _assert_scored_like_the_pipeline(model, tmp_path / "scored.parquet")
