@@ -44,6 +44,16 @@ def test_pipeline_reproduce_promote_and_score_through_the_server(
         "ana",
     )
 
+    # `innflow score` confirms an alias with one GET of MLflow's REST API, as MLflow would.
+    from innflow import tracking
+
+    production = "models:/e2e-central@production"
+    assert tracking.current_version(tracking_server.url, production) == (version, run_id)
+    assert tracking.current_version(tracking_server.url, f"models:/e2e-central/{version}") == (
+        version, run_id,
+    )  # fmt: skip
+    assert tracking.current_version(tracking_server.url, "models:/e2e-central@nobody") is None
+
     scored_file = team_workdir.path / "scored.parquet"
     scored = cli("score", str(SAMPLE), str(scored_file), "--model-uri",
                  "models:/e2e-central@production", "--json")  # fmt: skip

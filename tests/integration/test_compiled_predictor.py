@@ -360,15 +360,31 @@ def test_batch_scoring_uses_the_confirmed_snapshot_and_matches_the_pipeline(
     from innflow import tracking
     from innflow.workflows.score import score_file
 
-    model, _, _ = snapshotted
+    model, _, path = snapshotted
 
     def refuse(uri: str):
         raise AssertionError(f"the pipeline of {uri} was loaded")
 
+    def unopened(uri: str | None):
+        raise AssertionError("the tracking store was opened through MLflow")
+
     monkeypatch.setattr(tracking, "load_for_serving", refuse)
+    connect = tracking.connect
+    monkeypatch.setattr(tracking, "connect", unopened)  # the alias is read from the store itself
     outcome = score_file(PRODUCTION, DATA, tmp_path / "scored.parquet")
     assert outcome.predictor == "compiled" and outcome.model_version == model.version
     _assert_scored_like_the_pipeline(model, tmp_path / "scored.parquet")
+
+    # A store migrated since the snapshot was written is asked through MLflow instead.
+    document = json.loads(path.read_text())
+    assert document["store_schema"] == tracking.schema_revision(document["tracking_uri"])
+    document["store_schema"] = "another-revision"
+    path.write_text(json.dumps(document))
+    with pytest.raises(AssertionError, match="opened through MLflow"):
+        score_file(PRODUCTION, DATA, tmp_path / "again.parquet")
+    monkeypatch.setattr(tracking, "connect", connect)
+    outcome = score_file(PRODUCTION, DATA, tmp_path / "again.parquet")
+    assert outcome.predictor == "compiled" and outcome.model_version == model.version
 
 
 def test_a_snapshot_starts_the_service_while_the_registry_is_down(

@@ -40,6 +40,7 @@ class LoadedModel:
     fast: FastScorer | None = None
     example: pd.DataFrame | None = None
     origin: str = "registry"  # or "snapshot": not yet confirmed against the registry
+    store_schema: str | None = None  # a snapshot's: the SQLite store's revision when written
 
     @property
     def predictor(self) -> dict[str, Any]:

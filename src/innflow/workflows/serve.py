@@ -57,8 +57,11 @@ def confirmed(model_uri: str, tracking_uri: str | None = None) -> core.LoadedMod
     if model is None:
         return None
     if tracking.is_registry_uri(model_uri):
-        tracking.connect(tracking_uri)
-        now = tracking.model_version_of(model_uri)
+        # Straight from the store when it can tell (milliseconds), else through MLflow.
+        now = tracking.current_version(_store_key(tracking_uri), model_uri, model.store_schema)
+        if now is None:
+            tracking.connect(tracking_uri)
+            now = tracking.model_version_of(model_uri)
         if now != (model.version, model.description.get("run_id")):
             return None
     model.origin = "registry"  # confirmed: what the registry serves under this URI now
