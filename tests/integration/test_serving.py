@@ -180,7 +180,7 @@ def test_fast_path_is_bit_identical_to_the_pipeline(registered) -> None:
     records = json.loads(frame.to_json(orient="records"))
     parts = []
     for start in range(0, len(records), 500):
-        size = 1 + start % 97  # 1..97 bookings: both lookup strategies
+        size = 1 + start % 97  # 1..97 bookings
         batch = parsing.batch_from_json(
             json.dumps({"inputs": records[start : start + size]}).encode()
         )

@@ -1,0 +1,43 @@
+"""The fast path's category lookups give the codes of the pipeline's own category text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from innflow.features import _as_category_text
+from innflow.serving.fastpath import LookupTable
+
+TABLE = {"9": 0.0, "12": 1.0, "none": 2.0, "-1": 3.0, "0": 4.0, "City Hotel": 5.0, "09": 6.0}
+
+
+def _expected(series: pd.Series) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        text = _as_category_text(series)
+    return np.array([TABLE.get(t, np.nan) for t in text], dtype="float64")
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        pd.Series([9.0, 12.7, np.nan, -1.0, 5.0, -0.0, 0.4, 1e30, -np.inf, 9.0]),
+        pd.Series([9, 12, 5, -1, 0], dtype="int64"),
+        pd.Series([9, None, 12, 7], dtype="Int64"),  # nullable: an object array of numbers
+        pd.Series(["City Hotel", None, "Resort", "none", "9", np.nan], dtype=object),
+        pd.Series(["City Hotel", None, "x"], dtype="str"),
+    ],
+    ids=["floats", "ints", "nullable-ints", "text", "arrow-text"],
+)
+def test_lookups_match_the_pipelines_category_text(series: pd.Series) -> None:
+    lookup = LookupTable("agent", TABLE)
+    got = lookup(series.to_numpy())
+    np.testing.assert_array_equal(got, _expected(series))
+
+
+def test_unseen_values_do_not_grow_the_table() -> None:
+    lookup = LookupTable("agent", TABLE)
+    lookup(np.array([f"new-{i}" for i in range(100)], dtype=object))
+    lookup(np.arange(1000, 1100, dtype="float64"))
+    assert len(lookup._text) == len(TABLE)
+    assert sorted(lookup._ids) == [-1.0, 0.0, 9.0, 12.0]  # "09" is no id the pipeline writes
