@@ -27,6 +27,8 @@ import urllib.parse
 import urllib.request
 from contextlib import closing
 
+from innflow.tracking.store import sqlite_path
+
 DELETED = "Deleted_Internal"  # MLflow's stage for a deleted version it keeps internally
 # Settings only MLflow's client applies; with any of them set, MLflow is asked.
 _CLIENT_SETTINGS = (
@@ -35,14 +37,6 @@ _CLIENT_SETTINGS = (
     "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_ENABLE_WORKSPACES", "MLFLOW_WORKSPACE",
 )  # fmt: skip
 TIMEOUT_SECONDS = 5.0
-
-
-def sqlite_path(store_uri: str) -> str | None:
-    """The database file of an embedded store URI, None for anything else."""
-    if not store_uri.startswith("sqlite:///"):
-        return None
-    path = store_uri.removeprefix("sqlite:///").partition("?")[0]
-    return None if path in ("", ":memory:") else path
 
 
 def schema_revision(store_uri: str) -> str | None:

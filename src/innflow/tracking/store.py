@@ -35,14 +35,22 @@ def resolve_store(configured: str | None) -> str:
     return uri
 
 
+def sqlite_path(uri: str) -> str | None:
+    """The database file of an embedded store URI; None for a server or an in-memory store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").partition("?")[0]
+    return None if path in ("", ":memory:") else path
+
+
 def store_identity(uri: str) -> str:
     """The store URI with a relative SQLite path made absolute: the same store whatever
     the working directory (caches are keyed by it).
     """
-    if uri.startswith("sqlite:///"):
-        path, mark, query = uri.removeprefix("sqlite:///").partition("?")
-        if path not in ("", ":memory:") and not path.startswith("/"):
-            return f"sqlite:///{os.path.abspath(path)}{mark}{query}"
+    path = sqlite_path(uri)
+    if path is not None and not path.startswith("/"):
+        mark, query = uri.partition("?")[1:]
+        return f"sqlite:///{os.path.abspath(path)}{mark}{query}"
     return uri
 
 
@@ -80,9 +88,10 @@ def _open_embedded_store(uri: str) -> None:
     from mlflow.tracking import MlflowClient
     from sqlalchemy.exc import SQLAlchemyError
 
-    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
-    if str(path) in ("", ":memory:"):
+    file = sqlite_path(uri)
+    if file is None:
         return
+    path = Path(file)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
