@@ -73,9 +73,9 @@ class LookupTable:
 
     def __init__(self, column: str, table: dict[str, float]) -> None:
         self.column, self.table = column, table
-        none = table.get("none", np.nan)
-        ids = {float(level): code for level, code in table.items() if _is_id(level)}
-        self._text, self._ids = _Codes(table, none, ids), _Codes(ids, none, ids)
+        self._none = table.get("none", np.nan)
+        self._ids = {float(level): code for level, code in table.items() if _is_id(level)}
+        self._text = _Codes(table, self._none, self._ids)
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         """Look every value up (numbers, or text and nulls)."""
@@ -83,7 +83,7 @@ class LookupTable:
             numbers = np.trunc(values.astype("float64"))
             keys = numbers.tolist()
             found = np.fromiter(map(self._ids.get, keys, repeat(np.nan)), "float64", len(keys))
-            found[np.isnan(numbers)] = self._ids.none
+            found[np.isnan(numbers)] = self._none
             return found
         return np.fromiter(map(self._text.__getitem__, values), "float64", len(values))
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import urllib.error
 import urllib.parse
 import urllib.request
 from contextlib import closing
@@ -46,9 +45,13 @@ def schema_revision(store_uri: str) -> str | None:
         return None
     try:
         with _read_only(path) as db:
-            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+            return _revision(db)
     except sqlite3.Error:
         return None
+
+
+def _revision(db: sqlite3.Connection) -> str | None:
+    row = db.execute("SELECT version_num FROM alembic_version").fetchone()
     return str(row[0]) if row else None
 
 
@@ -76,9 +79,9 @@ def current_version(
     if store_uri.startswith(("http://", "https://")):
         return _from_server(store_uri, name, alias, number)
     path = sqlite_path(store_uri)
-    if path is None or revision is None or schema_revision(store_uri) != revision:
+    if path is None or revision is None:
         return None
-    return _from_sqlite(path, name, alias, number)
+    return _from_sqlite(path, revision, name, alias, number)
 
 
 def _read_only(path: str) -> closing[sqlite3.Connection]:
@@ -87,9 +90,13 @@ def _read_only(path: str) -> closing[sqlite3.Connection]:
     return closing(sqlite3.connect(f"file:{quoted}?mode=ro", uri=True, timeout=TIMEOUT_SECONDS))
 
 
-def _from_sqlite(path: str, name: str, alias: str, number: str | None) -> tuple[str, str] | None:
+def _from_sqlite(
+    path: str, revision: str, name: str, alias: str, number: str | None
+) -> tuple[str, str] | None:
     try:
         with _read_only(path) as db:
+            if _revision(db) != revision:
+                return None  # migrated since: the tables may differ
             if number is None:
                 row = db.execute(
                     "SELECT version FROM registered_model_aliases"
@@ -119,5 +126,5 @@ def _from_server(uri: str, name: str, alias: str, number: str | None) -> tuple[s
         with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
             version = json.loads(response.read())["model_version"]
         return str(version["version"]), str(version["run_id"])
-    except (OSError, ValueError, KeyError, TypeError, urllib.error.URLError):
+    except (OSError, ValueError, KeyError, TypeError):  # URLError is an OSError
         return None
