@@ -159,6 +159,8 @@ def _column_checks(series: Any, kind: str, nullable: bool) -> list[tuple[str, np
         values = np.asarray(series)
         is_bool, is_numeric = values.dtype.kind == "b", values.dtype.kind in "iuf"
     floats = values.dtype.kind == "f"
+    if _plainly_valid(values, kind, nullable):
+        return []
     null = np.isnan(values) if floats else np.asarray(pd.isna(values), dtype=bool)
     checks = [("are null", null)] if not nullable else []
     present = ~null
@@ -194,6 +196,26 @@ def _column_checks(series: Any, kind: str, nullable: bool) -> list[tuple[str, np
         if kind == "float":
             checks.append(("are infinite", numeric & np.isinf(numbers)))
     return checks
+
+
+_WHOLE_RANGE = {"int": (-MAX_WHOLE, MAX_WHOLE), "count": (0, MAX_WHOLE), "binary": (0, 1)}
+
+
+def _plainly_valid(values: np.ndarray, kind: str, nullable: bool) -> bool:
+    """One cheap pass that accepts a column with nothing wrong (the usual case), so the
+    per-problem masks are built only for a column that has a problem. False means "look
+    closer", never "invalid".
+    """
+    if values.dtype == object:  # text: every value a str (nulls skipped when allowed)
+        return kind == "str" and pd.api.types.infer_dtype(values, skipna=nullable) == "string"
+    if values.dtype != np.float64 or kind == "str":
+        return False
+    present = values[~np.isnan(values)] if nullable else values
+    with np.errstate(invalid="ignore"):
+        if kind == "float":
+            return bool(np.isfinite(present).all())
+        low, high = _WHOLE_RANGE[kind]
+        return bool(((present >= low) & (present <= high) & (present == np.floor(present))).all())
 
 
 _MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
@@ -251,8 +273,9 @@ def row_problems(
         months = np.asarray(frame["arrival_date_month"], dtype=object)
         month_numbers = np.array([MONTH_NUMBER.get(m, np.nan) for m in months], dtype="float64")
         unknown = np.isnan(month_numbers)
-        examples = ", ".join(repr(m) for m in pd.unique(months[unknown])[:3])
-        flag("arrival_date_month", f"are not month names ({examples})", unknown)
+        if unknown.any():
+            examples = ", ".join(repr(m) for m in pd.unique(months[unknown])[:3])
+            flag("arrival_date_month", f"are not month names ({examples})", unknown)
     for column, (low, high) in RANGES.items():
         if column in typed:
             values = numbers(column)

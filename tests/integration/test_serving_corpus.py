@@ -1,6 +1,7 @@
-"""A generated bad-input corpus against the service: every route in its OpenAPI document and
-every MLflow scoring format, with mutated bookings (missing columns, wrong types,
-out-of-domain and huge values, nulls, NaN/Infinity tokens, nesting) and malformed bodies.
+"""A generated bad-input corpus against the service: every route in its OpenAPI document,
+every MLflow scoring format and Arrow IPC streams, with mutated bookings (missing columns,
+wrong types, out-of-domain and huge values, nulls, NaN/Infinity tokens, nesting) and
+malformed bodies.
 
 Every answer must be a 2xx or a 4xx with a JSON body (400s name field and row), never a
 5xx, and the service must still answer /ping afterwards.
@@ -10,14 +11,17 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import suppress
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from innflow.serving.app import Settings, create_app
+from innflow.serving.parsing import ARROW_STREAM
 
 MAX_BODY = 20_000
 CORPUS = settings(
@@ -67,6 +71,45 @@ def mutated_records(draw: st.DrawFn, bookings: list[dict]) -> list[dict]:
     return rows
 
 
+ARROW_TYPES = [pa.int8(), pa.uint64(), pa.float32(), pa.bool_(), pa.large_string(),
+               pa.string_view(), pa.dictionary(pa.int32(), pa.string()), pa.timestamp("s"),
+               pa.decimal128(12, 2), pa.null()]  # fmt: skip
+
+
+@st.composite
+def arrow_bodies(draw: st.DrawFn, rows: list[dict]) -> bytes:
+    """The rows as an Arrow IPC stream: each column as Arrow infers it (text when its
+    values have no one type), sometimes cast to another type, sometimes compressed, split
+    into batches, truncated or written in the file format instead.
+    """
+    columns = sorted({k for r in rows for k in r})
+    arrays = []
+    for column in columns:
+        values = [r.get(column) for r in rows]
+        try:
+            array = pa.array(values)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            array = pa.array([None if v is None else str(v) for v in values])
+        if draw(st.integers(0, 5)) == 0:
+            with suppress(pa.ArrowException, NotImplementedError):  # else keep the inferred
+                array = array.cast(draw(st.sampled_from(ARROW_TYPES)))
+        arrays.append(array)
+    table = pa.Table.from_arrays(arrays, names=columns)
+    sink = pa.BufferOutputStream()
+    compression = draw(st.sampled_from([None, None, "zstd", "lz4"]))
+    if draw(st.integers(0, 9)) == 0:
+        with pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+    else:
+        options = pa.ipc.IpcWriteOptions(compression=compression)
+        with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+            writer.write_table(table, max_chunksize=draw(st.sampled_from([None, 1, 2])))
+    body = sink.getvalue().to_pybytes()
+    if draw(st.integers(0, 9)) == 0:
+        body = body[: draw(st.integers(0, len(body)))]
+    return body
+
+
 def _deep(depth: int) -> str:
     return '{"inputs": ' + "[" * depth + "]" * depth + "}"
 
@@ -77,7 +120,9 @@ def bodies(draw: st.DrawFn, bookings: list[dict]) -> tuple[bytes, str | None]:
     rows = draw(mutated_records(bookings))
     columns = sorted({k for r in rows for k in r})
     form = draw(
-        st.sampled_from(["split", "records", "instances", "inputs", "columnar", "csv", "junk"])
+        st.sampled_from(
+            ["split", "records", "instances", "inputs", "columnar", "csv", "arrow", "junk"]
+        )
     )
     payload: Any
     if form == "split":
@@ -93,6 +138,8 @@ def bodies(draw: st.DrawFn, bookings: list[dict]) -> tuple[bytes, str | None]:
         lines = [",".join("" if r.get(c) is None else str(r.get(c)) for c in columns) for r in rows]
         text = "\n".join([header, *lines])
         return text.encode(), draw(st.sampled_from(["text/csv", "text/csv; charset=utf-8"]))
+    elif form == "arrow":
+        return draw(arrow_bodies(rows)), draw(st.sampled_from([ARROW_STREAM, "application/json"]))
     elif form == "junk":
         choice = draw(st.integers(0, 5))
         if choice == 0:
@@ -152,7 +199,7 @@ def scoring_routes(corpus_client) -> list[tuple[str, str]]:
     assert {"/invocations", "/predict"} <= {path for path, _ in scoring}
     for path, method in scoring:  # the content types the corpus speaks are the documented ones
         documented = paths[path][method.lower()]["requestBody"]["content"]
-        assert set(documented) == {"application/json", "text/csv"}
+        assert set(documented) == {"application/json", "text/csv", ARROW_STREAM}
     return scoring
 
 
@@ -166,7 +213,8 @@ def test_generated_bodies_never_get_a_5xx(corpus_client, scoring_routes, data) -
     query = data.draw(st.sampled_from(["", "?explain=true", "?explain=maybe"]), label="query")
     headers = {"Content-Type": content_type} if content_type else {}
     response = client.request(method, path + query, content=content, headers=headers)
-    event(f"{response.status_code} {str(response.json().get('error', ''))[:24]}")
+    kind = (content_type or "-").split(";")[0].lower()
+    event(f"{kind}: {response.status_code} {str(response.json().get('error', ''))[:24]}")
     _assert_clean(response)
     assert client.get("/ping").status_code == 200
 

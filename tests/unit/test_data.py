@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -243,3 +244,29 @@ def test_values_no_booking_has_are_refused(tiny_frame, column, value, problem) -
     arrays = {c: frame[c].to_numpy() for c in columns}  # the service's form: same verdict
     again = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in data.row_problems(arrays, columns)]
     assert again == found
+
+
+_FLOATS = [0.0, 1.0, 2.0, 60.0, -1.0, 0.5, 2.0**31 - 1, 2.0**31, -(2.0**31 - 1), -(2.0**31),
+           1e300, np.nan, np.inf, -np.inf, -0.0, 5e-324]  # fmt: skip
+_OBJECTS = ["City Hotel", "", None, np.nan, pd.NA, 0, 1.5, True]
+
+
+@pytest.mark.parametrize("kind", ["int", "count", "binary", "float", "str"])
+@pytest.mark.parametrize("nullable", [False, True])
+def test_the_quick_acceptance_never_passes_a_bad_value(kind: str, nullable: bool) -> None:
+    """``_plainly_valid`` skips the per-problem checks of a column: only ever for one in
+    which those checks find nothing (every column of one or two of these values).
+    """
+    columns = [np.array(pair, dtype="float64") for pair in product(_FLOATS, repeat=2)]
+    columns += [np.fromiter(pair, dtype=object, count=2) for pair in product(_OBJECTS, repeat=2)]
+    columns += [np.array([v]) for v in _FLOATS] + [np.array([v], dtype=object) for v in _OBJECTS]
+    accepted = 0
+    for values in columns:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(data, "_plainly_valid", lambda *_: False)
+            thorough = [p for p, mask in data._column_checks(values, kind, nullable) if mask.any()]
+        if data._plainly_valid(values, kind, nullable):
+            accepted += 1
+            assert thorough == [], (values, thorough)
+            assert data._column_checks(values, kind, nullable) == []
+    assert accepted > 0  # the quick path is taken for good columns

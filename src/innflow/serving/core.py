@@ -124,10 +124,13 @@ class FieldError:
         return {"row": self.row, "field": self.field, "problem": self.problem}
 
 
-def _column_array(values: list[Any], kind: str) -> np.ndarray:
+def _column_array(values: list[Any] | np.ndarray, kind: str) -> np.ndarray:
     """Floats when every value is a plain number or null (the common case, vectorised
-    checks), else objects (checked value by value and refused).
+    checks), else objects (checked value by value and refused). Arrays (an Arrow body's
+    columns, already float64 or text) are taken as they are.
     """
+    if isinstance(values, np.ndarray):
+        return values
     if kind != "str" and set(map(type, values)) <= _PLAIN_NUMBERS:
         try:
             return np.array(values, dtype="float64")  # None becomes NaN

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # scikit-learn is imported only with a pipeline (not for a sn
     from sklearn.preprocessing import OrdinalEncoder
 
 STEPS = ("features", "encode", "model")
+CORES = os.cpu_count() or 1  # asked once: the call reads sysfs (~60 us a request)
 
 
 class _Codes(dict):
@@ -235,7 +236,7 @@ class FastScorer:
         matrix = self.matrix(columns)
         trees = self.trees
         if trees is not None:
-            cancel = trees.predict(matrix, threads=self.threads or os.cpu_count() or 1)
+            cancel = trees.predict(matrix, threads=self.threads or CORES)
         elif self.booster is not None:
             # LightGBM's scikit-learn wrapper re-validates the matrix on every call (~3 ms,
             # most of a one-booking request); its booster computes the same numbers.

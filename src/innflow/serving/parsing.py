@@ -1,5 +1,7 @@
 """MLflow's scoring protocol: JSON (`dataframe_split`, `dataframe_records`, `instances`,
-`inputs`) and CSV bodies into columns of plain values, or a 4xx with a reason.
+`inputs`) and CSV bodies into columns of plain values, or a 4xx with a reason; and, for
+batch clients, an Arrow IPC stream (``application/vnd.apache.arrow.stream``), whose typed
+columns arrive as arrays with no per-value parsing.
 
 No DataFrame per request: a request of one booking would spend more in pandas than in the
 model. JSON goes through orjson (1,000 bookings parsed in 1.2 ms, pydantic-core's parser
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 from pydantic_core import from_json
@@ -76,10 +79,14 @@ def request_body(columns: list[str]) -> dict[str, Any]:
                        "instances": records, "inputs": {"oneOf": [records, split]}},
     }  # fmt: skip
     csv = {"type": "string", "description": "a header row naming " + ", ".join(columns)}
+    arrow = {"type": "string", "format": "binary",
+             "description": "an Arrow IPC stream with these columns (numbers as integer or "
+                            "floating types, text as string)"}  # fmt: skip
     return {
         "required": True,
-        "content": {"application/json": {"schema": protocol}, "text/csv": {"schema": csv}},
-    }
+        "content": {"application/json": {"schema": protocol}, "text/csv": {"schema": csv},
+                    ARROW_STREAM: {"schema": arrow}},
+    }  # fmt: skip
 
 
 PREDICT_RESPONSE = {
@@ -141,14 +148,31 @@ class RequestError(Exception):
 
 @dataclass(frozen=True)
 class Batch:
-    """Bookings as columns of raw values (column name -> one value per row)."""
+    """Bookings as columns (column name -> one value per row): lists of raw values, or,
+    from Arrow, float64 arrays for numbers and object arrays for text.
+    """
 
-    columns: dict[str, list[Any]]
+    columns: dict[str, list[Any] | np.ndarray]
     rows: int
 
     def first_row(self) -> dict[str, Any]:
-        """The first booking (for sticky routing)."""
-        return {name: values[0] for name, values in self.columns.items()} if self.rows else {}
+        """The first booking (for sticky routing), its numbers in one form whatever the
+        body's format (12, 12.0 and Arrow's float 12.0 are the same booking; NaN is null).
+        """
+        if not self.rows:
+            return {}
+        return {name: _plain(values[0]) for name, values in self.columns.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if value != value:
+            return None
+        if value.is_integer():
+            return int(value)
+    return value
 
 
 def _named(columns: Any, key: str) -> list[str]:
@@ -236,15 +260,66 @@ def batch_from_csv(body: bytes) -> Batch:
     )
 
 
-def parse(content_type: str | None, body: bytes) -> Batch:
-    """Dispatch on the content type; an empty body or an unknown type is refused."""
-    if not body.strip():
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+def batch_from_arrow(body: bytes, max_rows: int, max_bytes: int) -> Batch:
+    """Read an Arrow IPC stream. Integer and floating columns become float64 arrays (nulls
+    NaN), text columns object arrays (nulls None); any other type becomes Python values,
+    checked value by value as JSON's are, so the same wrong value gets the same 400.
+    Batches are read one at a time and the stream is refused past ``max_rows`` rows or
+    ``max_bytes`` decoded (a compressed stream must not expand without bound).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    batches, rows, size = [], 0, 0
+    try:
+        reader = pa.ipc.open_stream(body)
+        for record_batch in reader:
+            rows, size = rows + record_batch.num_rows, size + record_batch.nbytes
+            if rows > max_rows:
+                raise RequestError(413, f"more than {max_rows} rows; at most {max_rows} a request")
+            if size > max_bytes:
+                raise RequestError(413, f"Arrow stream over {max_bytes} bytes once decoded")
+            batches.append(record_batch)
+        table = pa.Table.from_batches(batches, schema=reader.schema)
+    except (pa.ArrowException, ValueError) as e:
+        raise RequestError(400, f"malformed Arrow IPC stream: {e}") from e
+    names = _named(table.column_names, "arrow")
+    columns: dict[str, list[Any] | np.ndarray] = {}
+    for name, column in zip(names, table.columns, strict=True):
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            # exact below 2**53; larger integers are refused as beyond 32 bits either way
+            columns[name] = pc.cast(column, pa.float64(), safe=False).to_numpy()
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            columns[name] = column.to_numpy()
+        else:
+            columns[name] = column.to_pylist()
+    return Batch(columns, table.num_rows)
+
+
+def parse(
+    content_type: str | None,
+    body: bytes,
+    max_rows: int = 100_000,
+    max_bytes: int = 5_000_000,
+) -> Batch:
+    """Dispatch on the content type; an empty body or an unknown type is refused.
+    ``max_rows``/``max_bytes`` bound what an Arrow stream may decode to.
+    """
+    if not body or body.isspace():  # (no stripped copy of a large body)
         raise RequestError(400, "empty body")
     kind = (content_type or "").split(";")[0].strip().lower()
     if kind == "application/json":
         return batch_from_json(body)
     if kind == "text/csv":
         return batch_from_csv(body)
+    if kind == ARROW_STREAM:
+        return batch_from_arrow(body, max_rows, max_bytes)
     raise RequestError(
-        415, f"unsupported content type {kind or '(none)'!r}: use application/json or text/csv"
+        415,
+        f"unsupported content type {kind or '(none)'!r}: use application/json, text/csv "
+        f"or {ARROW_STREAM}",
     )
