@@ -21,7 +21,7 @@ def _expected(series: pd.Series) -> np.ndarray:
 @pytest.mark.parametrize(
     "series",
     [
-        pd.Series([9.0, 12.7, np.nan, -1.0, 5.0, -0.0, 0.4, 1e30, -np.inf, 9.0]),
+        pd.Series([9.0, 12.7, np.nan, -1.0, 5.0, -0.0, 0.4, 1e30, -np.inf, np.inf, 13.0, 9.0]),
         pd.Series([9, 12, 5, -1, 0], dtype="int64"),
         pd.Series([9, None, 12, 7], dtype="Int64"),  # nullable: an object array of numbers
         pd.Series(["City Hotel", None, "Resort", "none", "9", np.nan], dtype=object),
@@ -41,3 +41,10 @@ def test_unseen_values_do_not_grow_the_table() -> None:
     lookup(np.arange(1000, 1100, dtype="float64"))
     assert len(lookup._text) == len(TABLE)
     assert sorted(lookup._ids) == [-1.0, 0.0, 9.0, 12.0]  # "09" is no id the pipeline writes
+
+
+def test_numbers_against_a_table_without_ids() -> None:
+    """A text column sent numbers (a table with no id levels): unseen, nulls "none"."""
+    lookup = LookupTable("hotel", {"City Hotel": 0.0, "none": 1.0})
+    got = lookup(np.array([3.0, np.nan, np.inf, -np.inf, 0.0]))
+    np.testing.assert_array_equal(got, [np.nan, 1.0, np.nan, np.nan, np.nan])

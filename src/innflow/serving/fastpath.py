@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -77,13 +76,19 @@ class LookupTable:
         self._none = table.get("none", np.nan)
         self._ids = {float(level): code for level, code in table.items() if _is_id(level)}
         self._text = _Codes(table, self._none, self._ids)
+        # the ids sorted, with their codes: numbers are looked up by a binary search
+        self._id_keys = np.array(sorted(self._ids), dtype="float64")
+        self._id_codes = np.array([self._ids[k] for k in self._id_keys.tolist()], dtype="float64")
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         """Look every value up (numbers, or text and nulls)."""
         if values.dtype.kind in "iuf":  # ids are whole: 9.7 is "9"; NaN is "none"
             numbers = np.trunc(values.astype("float64"))
-            keys = numbers.tolist()
-            found = np.fromiter(map(self._ids.get, keys, repeat(np.nan)), "float64", len(keys))
+            found = np.full(len(numbers), np.nan)
+            if len(self._id_keys):
+                at = np.minimum(np.searchsorted(self._id_keys, numbers), len(self._id_keys) - 1)
+                hit = self._id_keys[at] == numbers
+                found[hit] = self._id_codes[at[hit]]
             found[np.isnan(numbers)] = self._none
             return found
         return np.fromiter(map(self._text.__getitem__, values), "float64", len(values))
