@@ -212,9 +212,9 @@ def _from_split(value: Any) -> Batch:
         raise RequestError(400, "'dataframe_split' needs 'columns' and 'data'")
     names = _named(value["columns"], "dataframe_split")
     rows = value["data"]
-    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+    if not isinstance(rows, list) or not set(map(type, rows)) <= {list}:
         raise RequestError(400, "'dataframe_split.data' must be a list of rows")
-    if any(len(r) != len(names) for r in rows):
+    if not set(map(len, rows)) <= {len(names)}:
         raise RequestError(400, "'dataframe_split': every row needs one value per column")
     return _transposed(names, rows)  # one value per column in every row: checked above
 
