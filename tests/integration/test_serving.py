@@ -138,8 +138,10 @@ def test_bad_arrow_bodies_are_4xx_naming_field_and_row(served) -> None:
     assert client.get("/ping").status_code == 200
 
 
-def test_arrow_bodies_are_bounded_once_decoded(registered) -> None:
-    """A compressed stream that would decode past the limits is refused, not decoded."""
+def test_arrow_bodies_are_bounded_once_decoded(registered, monkeypatch) -> None:
+    """A compressed stream that would decode past the limits is refused from its headers,
+    before pyarrow decodes (and allocates) anything.
+    """
     import pyarrow as pa
 
     model, bookings, _, _ = registered
@@ -150,6 +152,11 @@ def test_arrow_bodies_are_bounded_once_decoded(registered) -> None:
     wide = pa.table({"hotel": pa.array(["x" * 100_000] * 20)})  # 2 MB of text, compresses well
     body = _arrow(wide, "zstd")
     assert len(body) < 60_000  # but 2 MB decoded: over 20 x the body limit
+
+    def no_decoding(*_: object) -> None:
+        raise AssertionError("the stream was decoded")
+
+    monkeypatch.setattr(pa.ipc, "open_stream", no_decoding)
     response = client.post("/invocations", content=body, headers=ARROW)
     assert response.status_code == 413 and "decoded" in response.json()["error"]
 
