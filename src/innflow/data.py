@@ -152,6 +152,10 @@ def _column_checks(series: Any, kind: str, nullable: bool) -> list[tuple[str, np
     dozen pandas Series per column.
     """
     if isinstance(series, pd.Series):  # extension dtypes (nullable ints, booleans) included
+        if kind == "str" and isinstance(series.dtype, pd.StringDtype):
+            # text by its dtype: only nulls to find, without an object array of its strings
+            # (7 ms a column of the 119k bookings, most of `innflow score`'s validation)
+            return [] if nullable else [("are null", np.asarray(series.isna(), dtype=bool))]
         values = series.to_numpy()
         is_bool = pd.api.types.is_bool_dtype(series)
         is_numeric = pd.api.types.is_numeric_dtype(series)

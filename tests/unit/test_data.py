@@ -270,3 +270,20 @@ def test_the_quick_acceptance_never_passes_a_bad_value(kind: str, nullable: bool
             assert thorough == [], (values, thorough)
             assert data._column_checks(values, kind, nullable) == []
     assert accepted > 0  # the quick path is taken for good columns
+
+
+@pytest.mark.parametrize("dtype", ["str", "string", "string[pyarrow]"])
+@pytest.mark.parametrize("nullable", [False, True])
+def test_text_dtypes_are_judged_as_their_objects_are(dtype: str, nullable: bool) -> None:
+    """A pandas text column is checked by its dtype (nulls only), with the same outcome as
+    the same values in an object column.
+    """
+    for values in (["City Hotel", None, "x"], ["City Hotel", "x"], [None, None]):
+        typed = pd.Series(values, dtype=dtype)
+        as_objects = typed.astype(object)
+
+        def found(series: pd.Series) -> list[tuple[str, list[bool]]]:
+            return [(p, m.tolist()) for p, m in data._column_checks(series, "str", nullable)
+                    if m.any()]  # fmt: skip
+
+        assert found(typed) == found(as_objects), values
