@@ -79,7 +79,17 @@ def _post(session: requests.Session, url: str, records: list[dict]) -> np.ndarra
     return np.asarray(response.json()["predictions"], dtype=float)
 
 
-WRK_SCRIPT = """
+# Each script ends with WRK_DONE, which prints one summary line for _run_wrk to read.
+WRK_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %d %d %d %f %f\\n", summary.requests,
+           e.status + e.connect + e.read + e.write + e.timeout, summary.duration,
+           latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+ONE_BOOKING_SCRIPT = """
 local bodies = {%s}
 local i = 0
 request = function()
@@ -87,25 +97,32 @@ request = function()
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"},
                     bodies[(i %% #bodies) + 1])
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("WRK %%d %%d %%d %%f %%f\\n", summary.requests,
-           e.status + e.connect + e.read + e.write + e.timeout, summary.duration,
-           latency:percentile(50), latency:percentile(99)))
-end
 """
-
 
 BATCH_SCRIPT = """
 local f = io.open(%s, "rb"); local body = f:read("*a"); f:close()
 wrk.method = "POST"; wrk.body = body; wrk.headers["Content-Type"] = %s
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("WRK %%d %%d %%d %%f %%f\\n", summary.requests,
-           e.status + e.connect + e.read + e.write + e.timeout, summary.duration,
-           latency:percentile(50), latency:percentile(99)))
-end
 """
+
+
+def _run_wrk(
+    url: str, script: str, seconds: float, connections: int = 1
+) -> tuple[float, float, float]:
+    """Run wrk with a Lua script (on up to 2 threads): (requests/s, p50 ms, p99 ms)."""
+    threads = min(2, connections)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "script.lua"
+        path.write_text(script + WRK_DONE)
+        done = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+             "-s", str(path), url],
+            capture_output=True, text=True, check=True, timeout=seconds + 60,
+        )  # fmt: skip
+    line = next(x for x in done.stdout.splitlines() if x.startswith("WRK "))
+    count, errors, micros, p50, p99 = line.split()[1:]
+    if int(errors):
+        raise SystemExit(f"wrk saw {errors} failed requests against {url}")
+    return int(count) / (int(micros) / 1e6), float(p50) / 1000, float(p99) / 1000
 
 
 def _wrk_batch(url: str, body: bytes, content_type: str, seconds: float) -> float:
@@ -113,18 +130,8 @@ def _wrk_batch(url: str, body: bytes, content_type: str, seconds: float) -> floa
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "body"
         path.write_bytes(body)
-        script = Path(tmp) / "batch.lua"
-        script.write_text(BATCH_SCRIPT % (json.dumps(str(path)), json.dumps(content_type)))
-        done = subprocess.run(
-            ["wrk", "-t1", "-c1", f"-d{max(1, round(seconds))}s", "-s", str(script), url],
-            capture_output=True, text=True, check=True, timeout=seconds + 60,
-        )  # fmt: skip
-    count, errors, micros, _, _ = next(
-        x for x in done.stdout.splitlines() if x.startswith("WRK ")
-    ).split()[1:]
-    if int(errors):
-        raise SystemExit(f"wrk saw {errors} failed batch requests against {url}")
-    return int(count) / (int(micros) / 1e6)
+        script = BATCH_SCRIPT % (json.dumps(str(path)), json.dumps(content_type))
+        return _run_wrk(url, script, seconds)[0]
 
 
 def _batch_bodies(test: pd.DataFrame) -> dict[str, tuple[bytes, str]]:
@@ -169,26 +176,9 @@ def _batches(
 def _wrk(
     url: str, rows: list[dict], seconds: float, connections: int = 8
 ) -> tuple[float, float, float]:
-    """One booking per request over ``connections`` (on up to 2 wrk threads): (requests/s,
-    p50 ms, p99 ms).
-    """
-    threads = min(2, connections)
+    """One booking per request over ``connections``: (requests/s, p50 ms, p99 ms)."""
     bodies = ", ".join(json.dumps(json.dumps({"dataframe_records": [r]})) for r in rows[:200])
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % bodies)
-    try:
-        done = subprocess.run(
-            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-             "-s", script.name, url],
-            capture_output=True, text=True, check=True, timeout=seconds + 60,
-        )  # fmt: skip
-    finally:
-        os.unlink(script.name)
-    line = next(x for x in done.stdout.splitlines() if x.startswith("WRK "))
-    count, errors, micros, p50, p99 = line.split()[1:]
-    if int(errors):
-        raise SystemExit(f"wrk saw {errors} failed requests against {url}")
-    return int(count) / (int(micros) / 1e6), float(p50) / 1000, float(p99) / 1000
+    return _run_wrk(url, ONE_BOOKING_SCRIPT % bodies, seconds, connections)
 
 
 def _measure(url: str, rows: list[dict], n_requests: int, seconds: float) -> dict[str, float]:
