@@ -132,8 +132,8 @@ def _as_float(value: object) -> float:
     """A number as float; integers beyond float range become +-inf (then refused)."""
     try:
         return float(value)  # type: ignore[arg-type]
-    except OverflowError:
-        return math.copysign(math.inf, value)  # type: ignore[arg-type]
+    except OverflowError:  # (copysign would convert the integer to float again)
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
 
 
 # Beyond these no value is a booking, and date arithmetic would overflow: whole numbers

@@ -241,7 +241,8 @@ SEEDS = {
     ("field", "value"),
     [("lead_time", math.inf), ("lead_time", 1e300), ("lead_time", 10**30), ("lead_time", 5000),
      ("arrival_date_year", 1e300), ("agent", 1e300), ("stays_in_week_nights", 1e308),
-     ("adults", -math.inf), ("children", math.nan), ("adr", 1e300), ("adr", -math.inf)],
+     ("adults", -math.inf), ("children", math.nan), ("adr", 1e300), ("adr", -math.inf),
+     ("adr", 10**400), ("agent", -(10**400))],
 )  # fmt: skip
 def test_values_that_once_broke_the_service(corpus_client, field: str, value: Any) -> None:
     """Found by the corpus before the fixes (500s from overflowing dates, casts and JSON)."""
