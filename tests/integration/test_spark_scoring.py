@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,8 +17,15 @@ URI = "models:/hotel-booking-cancellation@production"
 
 
 @pytest.mark.slow
-def test_spark_engine_matches_the_local_engine_and_keeps_bad_rows(registry, cli) -> None:
+def test_spark_engine_matches_the_local_engine_and_keeps_bad_rows(
+    registry, cli, monkeypatch
+) -> None:
     _, _, version, path = registry
+    # as `.venv/bin/innflow` runs without the venv activated: its `python3` not on PATH
+    venv_bin = str(Path(sys.executable).parent)
+    path_dirs = [d for d in os.environ["PATH"].split(os.pathsep) if d != venv_bin]
+    monkeypatch.setenv("PATH", os.pathsep.join(path_dirs))
+    monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
     frame = pd.read_parquet(SAMPLE).sample(300, random_state=7).reset_index(drop=True)
     frame.loc[5, "adults"] = -2
     frame.loc[17, "stays_in_week_nights"] = -1

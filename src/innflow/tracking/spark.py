@@ -31,6 +31,10 @@ def spark_session() -> tuple[SparkSession, bool]:
     if active is not None:
         return active, False
     master = os.environ.get(MASTER_VARIABLE, "local[*]")
+    # PySpark starts its workers with PYSPARK_PYTHON, else `python3` from PATH, whatever
+    # the configuration below says: with the venv not activated (`.venv/bin/innflow`)
+    # they would run another Python, without innflow ("No module named 'innflow'").
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.appName("innflow-score")
         .master(master)
