@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -20,11 +21,16 @@ def tiny_frame(sample_frame: pd.DataFrame) -> pd.DataFrame:
     return sample_frame.iloc[::200].reset_index(drop=True).copy()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def _no_compiled_predictor_by_default(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    """Models serve through LightGBM's exact predictor unless a test turns compiling on
-    (a compile is ~10 s of gcc), and compiled libraries never land in ~/.cache."""
-    monkeypatch.setenv("INNFLOW_COMPILE", "0")
-    monkeypatch.setenv("INNFLOW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Models serve through LightGBM's exact predictor and JSON rows are read in Python
+    unless a test turns compiling on (a compile is ~10 s of gcc), and compiled libraries
+    never land in ~/.cache. Session-wide, so that package- and module-scoped fixtures
+    (a model loaded once for many tests) are under it too.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INNFLOW_COMPILE", "0")
+        patch.setenv("INNFLOW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+        yield

@@ -12,6 +12,7 @@ from innflow.serving.app import Settings, create_app
 from innflow.workflows.score import score_file
 from innflow.workflows.serve import load
 from tests.conftest import SAMPLE
+from tests.integration.conftest import json_rows_state
 
 
 @pytest.fixture
@@ -46,6 +47,36 @@ def test_every_mlflow_format_gives_the_in_process_probabilities(served) -> None:
     )
     assert csv.status_code == 200
     assert np.abs(np.asarray(csv.json()["predictions"]) - expected).max() < 1e-12
+
+
+def test_json_rows_read_in_c_give_the_same_answers(registered, monkeypatch) -> None:
+    """As a deployed service reads JSON (the compiled row reader, serving/jsonrows.py):
+    every form gives the in-process probabilities, and bad values the same 400s.
+    """
+    monkeypatch.setenv("INNFLOW_COMPILE", "1")
+    model, bookings, _, _ = registered
+    expected = model.pipeline.predict_proba(bookings)
+    records = _records(bookings)
+    bad = [dict(r) for r in records]
+    bad[3]["adults"], bad[5]["lead_time"], bad[6]["hotel"] = -1, "12", None
+    bodies = [
+        {"dataframe_split": json.loads(bookings.to_json(orient="split", index=False))},
+        {"dataframe_records": records},
+        {"instances": records},
+        {"inputs": records},
+    ]
+    python = TestClient(create_app(model))  # not started: no reader
+    with TestClient(create_app(model)) as client:
+        assert json_rows_state(client) == "compiled"
+        for body in bodies:
+            got = np.asarray(client.post("/invocations", json=body).json()["predictions"])
+            assert got.tobytes() == expected.tobytes(), list(body)
+        for body in ({"dataframe_records": bad}, {"inputs": bad}):
+            response = client.post("/invocations", json=body)
+            assert response.status_code == 400
+            assert response.json() == python.post("/invocations", json=body).json()
+            assert {(e["row"], e["field"]) for e in response.json()["errors"]} == {
+                (3, "adults"), (5, "lead_time"), (6, "hotel")}  # fmt: skip
 
 
 def _arrow(table, compression: str | None = None) -> bytes:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from innflow.serving.app import Settings, create_app
 from innflow.serving.parsing import ARROW_STREAM
+from tests.integration.conftest import json_rows_state
 
 MAX_BODY = 20_000
 CORPUS = settings(
@@ -169,11 +170,17 @@ def bodies(draw: st.DrawFn, bookings: list[dict]) -> tuple[bytes, str | None]:
 
 @pytest.fixture(scope="module")
 def corpus_client(registered):
+    """The service as deployed: JSON rows read by the compiled reader (whose declines and
+    the Python path behind them the corpus reaches too).
+    """
     model, bookings, _, _ = registered
     app = create_app(model, Settings(max_body_bytes=MAX_BODY, max_rows=500))
     records = json.loads(bookings.to_json(orient="records"))
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client, records
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INNFLOW_COMPILE", "1")
+        with TestClient(app, raise_server_exceptions=False) as client:
+            assert json_rows_state(client) == "compiled"
+            yield client, records
 
 
 def _assert_clean(response: Any) -> None:

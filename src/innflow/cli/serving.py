@@ -103,19 +103,24 @@ def compile_predictor(
     as_json: JsonOption = False,
 ) -> None:
     """Build, verify and cache a LightGBM model's compiled predictor (needs a C compiler):
-    `innflow serve` then starts with it and `innflow score` uses it.
+    `innflow serve` then starts with it and `innflow score` uses it. The service's
+    compiled JSON row reader is built too.
     """
-    from innflow.workflows.serve import compile_model
+    from innflow.workflows.serve import compile_json_rows, compile_model
 
     with StepLog() as progress:
         progress(f"compiling {model_uri}")
         model, snapshot = compile_model(model_uri)
-    predictor = {**model.predictor, "snapshot": str(snapshot) if snapshot else None}
+        progress("compiling the JSON row reader")
+        rows = compile_json_rows()
+    predictor = {**model.predictor, "snapshot": str(snapshot) if snapshot else None,
+                 "json_rows": rows}  # fmt: skip
     if as_json:
         emit_json(predictor)
     else:
         out.print(f"{predictor['state']}: {predictor['detail']} ({predictor['library'] or '-'})")
         if snapshot is not None:
             out.print(f"start-up snapshot: {snapshot}")
+        out.print(f"JSON rows: {rows}")
     if predictor["state"] in ("refused", "failed"):
         raise typer.Exit(1)

@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic_core import to_json
 
 from innflow import __version__
-from innflow.serving import core, parsing
+from innflow.serving import core, jsonrows, parsing
 from innflow.serving.metrics import ServiceMetrics
 from innflow.serving.prediction_log import PredictionLog
 from innflow.serving.routing import Router, Variant
@@ -156,6 +156,11 @@ def create_app(
     )
 
     stop_polling = threading.Event()
+    # JSON bodies' rows: read by the compiled reader once loaded (serving/jsonrows.py)
+    rows: dict[str, Any] = {"reader": None, "state": "python (starting)"}
+
+    def load_reader() -> None:
+        rows["reader"], rows["state"] = jsonrows.load()
 
     def poll() -> None:
         while unconfirmed() and not stop_polling.is_set():
@@ -172,6 +177,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         poller = threading.Thread(target=poll, name="innflow-reload", daemon=True)
         settle_memory()
+        threading.Thread(target=load_reader, name="innflow-jsonrows", daemon=True).start()
         if source is not None and (settings.reload_seconds > 0 or unconfirmed()):
             poller.start()
         if log is not None:
@@ -195,7 +201,7 @@ def create_app(
             raise parsing.RequestError(413, f"body over {settings.max_body_bytes} bytes")
         batch = parsing.parse(
             request.headers.get("content-type"), body,
-            settings.max_rows, ARROW_EXPANSION * settings.max_body_bytes,
+            settings.max_rows, ARROW_EXPANSION * settings.max_body_bytes, rows["reader"],
         )  # fmt: skip
         if batch.rows > settings.max_rows:
             raise parsing.RequestError(
@@ -330,7 +336,8 @@ def create_app(
         """Ready once a model is loaded; the last reload's outcome and each variant's
         predictor (a refused or failed compile is reported here, the service still ready).
         ``confirmed`` is false while a variant started from its snapshot has not been
-        confirmed by the registry yet (``origins`` says which).
+        confirmed by the registry yet (``origins`` says which). ``json_rows``: how JSON
+        bodies' rows are read (``compiled``, or ``python`` and why).
         """
         router = app.state.router
         return {
@@ -340,6 +347,7 @@ def create_app(
             "confirmed": not unconfirmed(),
             "origins": {v.name: v.model.origin for v in router.variants},
             "predictors": predictors(),
+            "json_rows": rows["state"],
             "last_reload": status["last_reload"],
         }
 

@@ -234,21 +234,28 @@ def compiler() -> str | None:
 
 
 def build(model_text: str, target: Path, nice: bool = False) -> Path:
-    """Compile the booster's trees into a shared library at ``target`` (written to a
-    temporary file first, then renamed: a reader never sees half a library).
+    """Compile the booster's trees into a shared library at ``target``."""
+    return compile_library(c_source(parse(model_text)), target, nice=nice)
+
+
+def compile_library(
+    source: str, target: Path, flags: tuple[str, ...] = (), nice: bool = False
+) -> Path:
+    """Compile C ``source`` into a shared library at ``target`` (written to a temporary
+    file first, then renamed: a reader never sees half a library); ``nice`` leaves the
+    cores to a service's requests first.
     """
-    source = c_source(parse(model_text))
     cc = compiler()
     if cc is None:
         raise RuntimeError("no C compiler (set CC, or install gcc)")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        c_file, so_file = Path(tmp) / "model.c", Path(tmp) / "model.so"
+        c_file, so_file = Path(tmp) / "source.c", Path(tmp) / "library.so"
         c_file.write_text(source)
         command = [cc, "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared",
-                   "-o", str(so_file), str(c_file), "-lm"]  # fmt: skip
+                   *flags, "-o", str(so_file), str(c_file), "-lm"]  # fmt: skip
         if nice and shutil.which("nice"):
-            command = ["nice", "-n", "10", *command]  # the service's requests come first
+            command = ["nice", "-n", "10", *command]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"{cc} failed: {done.stderr.strip()[-500:]}")
