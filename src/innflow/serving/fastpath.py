@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from innflow.data import MONTH_NUMBER
+from innflow.data import month_numbers
 from innflow.engineered import ENGINEERING_INPUTS, engineered
 from innflow.serving.accelerate import PredictorStatus
 from innflow.serving.compiled import CompiledTrees
@@ -108,7 +108,7 @@ def calendar(
     """Arrival weekday and day of year, booking weekday and month, with numpy dates
     (the pipeline uses pandas datetimes; both are exact integer arithmetic on valid dates).
     """
-    month = np.array([MONTH_NUMBER[m] for m in month_name], dtype="int64")
+    month = month_numbers(month_name).astype("int64")  # valid names: no NaN
     arrival = (
         (year.astype("int64") - 1970).astype("timedelta64[Y]") + np.datetime64("1970", "Y")
     ).astype("datetime64[M]")
