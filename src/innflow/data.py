@@ -12,13 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from innflow.config import FeaturesConfig, SplitConfig
 from innflow.errors import DataValidationError, LeakageError
+
+if TYPE_CHECKING:  # pydantic's models cost ~0.15 s to import: not for scoring a file
+    from innflow.config import FeaturesConfig, SplitConfig
 
 TARGET = "is_canceled"
 MONTHS = (

@@ -26,13 +26,17 @@ def _expected(series: pd.Series) -> np.ndarray:
         pd.Series([9, None, 12, 7], dtype="Int64"),  # nullable: an object array of numbers
         pd.Series(["City Hotel", None, "Resort", "none", "9", np.nan], dtype=object),
         pd.Series(["City Hotel", None, "x"], dtype="str"),
+        pd.Series(["9", "x", None, "City Hotel", "9"], dtype=pd.StringDtype("python")),
+        pd.Series([None, None], dtype="str"),
+        pd.Series([], dtype="str"),
     ],
-    ids=["floats", "ints", "nullable-ints", "text", "arrow-text"],
+    ids=["floats", "ints", "nullable-ints", "text", "arrow-text", "python-text", "nulls", "empty"],
 )
 def test_lookups_match_the_pipelines_category_text(series: pd.Series) -> None:
     lookup = LookupTable("agent", TABLE)
-    got = lookup(series.to_numpy())
-    np.testing.assert_array_equal(got, _expected(series))
+    np.testing.assert_array_equal(lookup(series.to_numpy()), _expected(series))
+    # as `innflow score` passes a file's text columns: pandas' own array, by distinct value
+    np.testing.assert_array_equal(lookup(series.array), _expected(series))
 
 
 def test_unseen_values_do_not_grow_the_table() -> None:

@@ -80,8 +80,15 @@ class LookupTable:
         self._id_keys = np.array(sorted(self._ids), dtype="float64")
         self._id_codes = np.array([self._ids[k] for k in self._id_keys.tolist()], dtype="float64")
 
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        """Look every value up (numbers, or text and nulls)."""
+    def __call__(self, values: Any) -> np.ndarray:
+        """Look every value up (numbers, or text and nulls). A pandas text column (a file's)
+        is looked up once per distinct value: its 119k strings never become objects.
+        """
+        if _is_text_array(values):
+            codes, levels = pd.factorize(values)  # nulls: code -1
+            found = self(np.asarray(levels, dtype=object))
+            return np.where(codes < 0, self._none, found[codes] if len(found) else self._none)
+        values = np.asarray(values)
         if values.dtype.kind in "iuf":  # ids are whole: 9.7 is "9"; NaN is "none"
             numbers = np.trunc(values.astype("float64"))
             found = np.full(len(numbers), np.nan)
@@ -94,6 +101,18 @@ class LookupTable:
         return np.fromiter(map(self._text.__getitem__, values), "float64", len(values))
 
 
+def _is_text_array(values: Any) -> bool:
+    return isinstance(getattr(values, "dtype", None), pd.StringDtype)
+
+
+def _month_numbers(names: Any) -> np.ndarray:
+    """Valid month names as 1..12, a pandas text column once per distinct value."""
+    if _is_text_array(names):
+        codes, levels = pd.factorize(names)
+        return month_numbers(np.asarray(levels, dtype=object))[codes]
+    return month_numbers(names)
+
+
 def _is_id(level: str) -> bool:
     """A level the pipeline writes for a number: its whole value in decimal."""
     try:
@@ -103,12 +122,12 @@ def _is_id(level: str) -> bool:
 
 
 def calendar(
-    year: np.ndarray, month_name: np.ndarray, day: np.ndarray, lead_time: np.ndarray
+    year: np.ndarray, month_name: Any, day: np.ndarray, lead_time: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Arrival weekday and day of year, booking weekday and month, with numpy dates
     (the pipeline uses pandas datetimes; both are exact integer arithmetic on valid dates).
     """
-    month = month_numbers(month_name).astype("int64")  # valid names: no NaN
+    month = _month_numbers(month_name).astype("int64")  # valid names: no NaN
     arrival = (
         (year.astype("int64") - 1970).astype("timedelta64[Y]") + np.datetime64("1970", "Y")
     ).astype("datetime64[M]")
@@ -213,14 +232,14 @@ class FastScorer:
         categorical = encode.named_transformers_["categorical"]
         return isinstance(categorical, OrdinalEncoder) and numeric_spec == "passthrough"
 
-    def matrix(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The encoded model matrix for validated columns (floats for numbers, objects for
-        text), in the encoder's column order.
+    def matrix(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """The encoded model matrix for validated columns (floats for numbers; text as
+        objects, or a file's pandas text arrays), in the encoder's column order.
         """
         values = {name: np.asarray(columns[name], dtype="float64") for name in ENGINEERING_INPUTS}
         dates = calendar(
             np.asarray(columns["arrival_date_year"], dtype="float64"),
-            np.asarray(columns["arrival_date_month"], dtype=object),
+            columns["arrival_date_month"],
             np.asarray(columns["arrival_date_day_of_month"], dtype="float64"),
             values["lead_time"],
         )
@@ -228,7 +247,7 @@ class FastScorer:
         rows = len(values["lead_time"])
         out = np.empty((rows, len(self.categorical) + len(self.numeric)), dtype="float64")
         for j, lookup in enumerate(self.lookups):
-            out[:, j] = lookup(np.asarray(columns[lookup.column]))
+            out[:, j] = lookup(columns[lookup.column])
         offset = len(self.categorical)
         for j, name in enumerate(self.numeric):
             out[:, offset + j] = (
@@ -236,7 +255,7 @@ class FastScorer:
             )
         return out
 
-    def predict_proba(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    def predict_proba(self, columns: Mapping[str, Any]) -> np.ndarray:
         """Both classes' probabilities, as the pipeline's ``predict_proba``."""
         matrix = self.matrix(columns)
         trees = self.trees
