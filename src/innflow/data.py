@@ -216,13 +216,44 @@ def _column_checks(series: Any, kind: str, nullable: bool) -> list[tuple[str, np
 _WHOLE_RANGE = {"int": (-MAX_WHOLE, MAX_WHOLE), "count": (0, MAX_WHOLE), "binary": (0, 1)}
 
 
+def _plainly_valid_together(
+    frame: pd.DataFrame | Mapping[str, Any], columns: tuple[str, ...]
+) -> set[str]:
+    """The service's float64 number columns accepted a few at a time: those of one kind
+    and nullability stacked and judged in one ``_plainly_valid`` pass (a request of one
+    booking spent a third of its time in two dozen per-column passes). A group with any
+    problem is left to the per-column checks, which say where.
+    """
+    if isinstance(frame, pd.DataFrame):  # a file's columns: judged one by one
+        return set()
+    groups: dict[tuple[str, bool], list[np.ndarray]] = {}
+    names: dict[tuple[str, bool], list[str]] = {}
+    for name in columns:
+        values, spec = frame[name], SCHEMA[name]
+        if spec[0] != "str" and isinstance(values, np.ndarray) and values.dtype == np.float64:
+            groups.setdefault(spec, []).append(values)
+            names.setdefault(spec, []).append(name)
+    accepted: set[str] = set()
+    for (kind, nullable), arrays in groups.items():
+        if len(arrays) > 1 and _plainly_valid(np.stack(arrays), kind, nullable):
+            accepted.update(names[(kind, nullable)])
+    return accepted
+
+
+SMALL = 32  # up to this many values, a set of their types beats infer_dtype's set-up
+
+
 def _plainly_valid(values: np.ndarray, kind: str, nullable: bool) -> bool:
     """One cheap pass that accepts a column with nothing wrong (the usual case), so the
     per-problem masks are built only for a column that has a problem. False means "look
-    closer", never "invalid".
+    closer", never "invalid". Any shape (``_plainly_valid_together`` passes 2-D blocks).
     """
     if values.dtype == object:  # text: every value a str (nulls skipped when allowed)
-        return kind == "str" and pd.api.types.infer_dtype(values, skipna=nullable) == "string"
+        if kind != "str":
+            return False
+        if values.size <= SMALL:
+            return set(map(type, values.flat)) <= ({str, type(None)} if nullable else {str})
+        return pd.api.types.infer_dtype(values, skipna=nullable) == "string"
     if values.dtype != np.float64 or kind == "str":
         return False
     present = values[~np.isnan(values)] if nullable else values
@@ -240,8 +271,9 @@ def _impossible_dates(years: np.ndarray, months: np.ndarray, days: np.ndarray) -
     """Rows whose (year, month, day) is no calendar date in 1900..2100 (Feb 29 only in
     leap years). Plain numpy, so a one-booking request does not build a DataFrame.
     """
-    month_index = np.clip(np.nan_to_num(months, nan=1).astype(int), 1, 12) - 1
-    y = np.nan_to_num(years).astype(int)
+    # (np.where, not nan_to_num: a fifth of a one-booking request's validation)
+    month_index = np.clip(np.where(np.isnan(months), 1, months).astype(int), 1, 12) - 1
+    y = np.where(np.isfinite(years), years, 0).astype(int)  # not finite: refused below
     leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
     last_day = _MONTH_DAYS[month_index] + (leap & (month_index == 1))
     return (
@@ -263,8 +295,10 @@ def row_problems(
     and day are each valid.
     """
     found: list[tuple[str, str, np.ndarray]] = []
-    typed: set[str] = set()  # columns whose every value has the right type
+    typed = _plainly_valid_together(frame, columns)  # columns whose every value's type is right
     for name in columns:
+        if name in typed:
+            continue
         kind, nullable = SCHEMA[name]
         problems = [(p, m) for p, m in _column_checks(frame[name], kind, nullable) if m.any()]
         found.extend((name, problem, mask) for problem, mask in problems)

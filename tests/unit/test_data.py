@@ -244,6 +244,11 @@ def test_values_no_booking_has_are_refused(tiny_frame, column, value, problem) -
     arrays = {c: frame[c].to_numpy() for c in columns}  # the service's form: same verdict
     again = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in data.row_problems(arrays, columns)]
     assert again == found
+    # as JSON bodies arrive: every number column float64, judged a group at a time
+    floats = {c: v.astype("float64") if v.dtype.kind in "iuf" else v for c, v in arrays.items()}
+    assert data._plainly_valid_together(floats, columns)  # the clean groups were taken
+    again = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in data.row_problems(floats, columns)]
+    assert again == found
 
 
 _FLOATS = [0.0, 1.0, 2.0, 60.0, -1.0, 0.5, 2.0**31 - 1, 2.0**31, -(2.0**31 - 1), -(2.0**31),
@@ -260,6 +265,8 @@ def test_the_quick_acceptance_never_passes_a_bad_value(kind: str, nullable: bool
     columns = [np.array(pair, dtype="float64") for pair in product(_FLOATS, repeat=2)]
     columns += [np.fromiter(pair, dtype=object, count=2) for pair in product(_OBJECTS, repeat=2)]
     columns += [np.array([v]) for v in _FLOATS] + [np.array([v], dtype=object) for v in _OBJECTS]
+    # more values than SMALL: text judged by infer_dtype instead of a set of types
+    columns += [np.fromiter(p * 20, dtype=object, count=40) for p in product(_OBJECTS, repeat=2)]
     accepted = 0
     for values in columns:
         with pytest.MonkeyPatch.context() as patch:
@@ -270,6 +277,24 @@ def test_the_quick_acceptance_never_passes_a_bad_value(kind: str, nullable: bool
             assert thorough == [], (values, thorough)
             assert data._column_checks(values, kind, nullable) == []
     assert accepted > 0  # the quick path is taken for good columns
+
+
+@pytest.mark.parametrize("kind", ["int", "count", "binary", "float"])
+@pytest.mark.parametrize("nullable", [False, True])
+def test_columns_accepted_together_are_each_accepted(kind: str, nullable: bool) -> None:
+    """``_plainly_valid_together`` judges a stack of columns at once: it takes a stack only
+    when the quick acceptance would take every column in it.
+    """
+    singles = [np.array(pair, dtype="float64") for pair in product(_FLOATS, repeat=2)]
+    accepted = 0
+    for first, second in product(singles[::3], singles[1::4]):
+        stacked = data._plainly_valid(np.stack([first, second]), kind, nullable)
+        each = data._plainly_valid(first, kind, nullable) and data._plainly_valid(
+            second, kind, nullable
+        )
+        assert stacked == each, (first, second)
+        accepted += stacked
+    assert accepted > 0
 
 
 @pytest.mark.parametrize("dtype", ["str", "string", "string[pyarrow]"])
