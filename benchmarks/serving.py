@@ -23,6 +23,11 @@ the table's. Batches of 1,000 are posted pre-encoded, one at a time, by wrk and 
 Python client (both printed: the Python client's own work is a third of a 1,000-booking
 round trip to innflow). Both servers always get the same client.
 
+The machine is shared and its speed moves between sessions (1.5-2x seen), so the script
+also times one fixed piece of the servers' work (orjson parsing the split body) before and
+after: compare figures across runs only with similar probes, and always against the
+MLflow server of the same run.
+
 Run: uv run python benchmarks/serving.py [--requests 300] [--seconds 5]
 """
 
@@ -132,6 +137,21 @@ def _wrk_batch(url: str, body: bytes, content_type: str, seconds: float) -> floa
         path.write_bytes(body)
         script = BATCH_SCRIPT % (json.dumps(str(path)), json.dumps(content_type))
         return _run_wrk(url, script, seconds)[0]
+
+
+def _machine_probe(body: bytes, repeats: int = 200) -> float:
+    """Milliseconds of one fixed piece of the servers' own work (orjson parsing a
+    1,000-booking body), median: this shared machine's speed moves by 1.5-2x between
+    sessions, and every other figure with it.
+    """
+    import orjson
+
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        orjson.loads(body)
+        times.append(time.perf_counter() - started)
+    return 1000 * float(np.median(times))
 
 
 def _batch_bodies(test: pd.DataFrame) -> dict[str, tuple[bytes, str]]:
@@ -292,6 +312,7 @@ def main() -> None:
         test = prepare(cfg).features("test").reset_index(drop=True)
         rows = json.loads(test.to_json(orient="records"))
         bodies = _batch_bodies(test)
+        probe_before = _machine_probe(bodies["split"][0])
         expected = load(uri).pipeline.predict_proba(test)
         bin_dir = str(Path(sys.executable).parent)
         env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
@@ -348,6 +369,7 @@ def main() -> None:
                        capture_output=True, check=True)  # fmt: skip
         pinned_wall, pinned_scored = _score(bin_dir, env, data, f"{tmp}/pinned.parquet", pinned)
         pinned_inner = pinned_scored["seconds"]
+    probe_after = _machine_probe(bodies["split"][0])
     busy = " / ".join(f"{x:.1f}" for x in os.getloadavg())  # 1, 5, 15 min: the machine is shared
     table = Table(title=f"serving: same model, same client, 127.0.0.1, 2 cores, load {busy}")
     columns = [
@@ -408,6 +430,11 @@ def main() -> None:
         )
     console.print(f"innflow compile (build + verify, once per model): {compile_s:.1f} s, "
                   f"{compile_state}")  # fmt: skip
+    console.print(
+        f"machine speed (orjson parse of the 1,000-booking split body, median of 200, one "
+        f"core): {probe_before:.2f} ms before the servers ran, {probe_after:.2f} ms after; "
+        f"figures from runs with different probes are not comparable"
+    )
 
 
 if __name__ == "__main__":
