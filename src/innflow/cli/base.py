@@ -6,6 +6,8 @@ goes to stderr so `--json` output on stdout stays machine-readable.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import signal
 import sys
@@ -125,6 +127,11 @@ def main() -> None:
     here (uvicorn) install their own graceful-shutdown handlers over this one.
     """
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # Registered first, so it runs last at exit, after every other handler (MLflow's
+    # flushes): the interpreter's final collections then skip what the command loaded
+    # instead of walking it (0.11-0.16 s of `innflow score`'s exit -> 0.03 s). Files and
+    # runs are closed by their own handlers and finalizers, as before.
+    atexit.register(gc.freeze)
     try:
         app()
     except SystemExit:
