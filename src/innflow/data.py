@@ -226,18 +226,17 @@ def _plainly_valid_together(
     """
     if isinstance(frame, pd.DataFrame):  # a file's columns: judged one by one
         return set()
-    groups: dict[tuple[str, bool], list[np.ndarray]] = {}
-    names: dict[tuple[str, bool], list[str]] = {}
+    groups: dict[tuple[str, bool], list[str]] = {}  # (kind, nullable) -> its columns
     for name in columns:
         values, spec = frame[name], SCHEMA[name]
         if spec[0] != "str" and isinstance(values, np.ndarray) and values.dtype == np.float64:
-            groups.setdefault(spec, []).append(values)
-            names.setdefault(spec, []).append(name)
-    accepted: set[str] = set()
-    for (kind, nullable), arrays in groups.items():
-        if len(arrays) > 1 and _plainly_valid(np.stack(arrays), kind, nullable):
-            accepted.update(names[(kind, nullable)])
-    return accepted
+            groups.setdefault(spec, []).append(name)
+    return {
+        name
+        for (kind, nullable), names in groups.items()
+        if len(names) > 1 and _plainly_valid(np.stack([frame[n] for n in names]), kind, nullable)
+        for name in names
+    }
 
 
 SMALL = 32  # up to this many values, a set of their types beats infer_dtype's set-up

@@ -22,7 +22,7 @@ other steps is refused by ``supports`` and served by the pipeline itself.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -85,9 +85,7 @@ class LookupTable:
         is looked up once per distinct value: its 119k strings never become objects.
         """
         if _is_text_array(values):
-            codes, levels = pd.factorize(values)  # nulls: code -1
-            found = self(np.asarray(levels, dtype=object))
-            return np.where(codes < 0, self._none, found[codes] if len(found) else self._none)
+            return _per_level(values, self, self._none)
         values = np.asarray(values)
         if values.dtype.kind in "iuf":  # ids are whole: 9.7 is "9"; NaN is "none"
             numbers = np.trunc(values.astype("float64"))
@@ -105,11 +103,19 @@ def _is_text_array(values: Any) -> bool:
     return isinstance(getattr(values, "dtype", None), pd.StringDtype)
 
 
+def _per_level(values: Any, convert: Callable[[np.ndarray], np.ndarray], null: float) -> np.ndarray:
+    """``convert`` of a pandas text column, run once per distinct value (its levels as
+    objects) and spread back over the rows; nulls get ``null``.
+    """
+    codes, levels = pd.factorize(values)  # nulls: code -1
+    found = convert(np.asarray(levels, dtype=object))
+    return np.where(codes < 0, null, found[codes] if len(found) else null)
+
+
 def _month_numbers(names: Any) -> np.ndarray:
     """Valid month names as 1..12, a pandas text column once per distinct value."""
     if _is_text_array(names):
-        codes, levels = pd.factorize(names)
-        return month_numbers(np.asarray(levels, dtype=object))[codes]
+        return _per_level(names, month_numbers, np.nan)
     return month_numbers(names)
 
 
