@@ -108,17 +108,13 @@ def _swap_in(
     except compiled.Unsupported as e:
         return PredictorStatus("exact", f"not compiled: {e}")
     library = compiled.cache_path(text, directory)
-    if not library.exists():
-        if not build:
-            return PredictorStatus("exact", f"no compiled predictor cached at {library}")
-        compiled.build(text, library, nice=True)
-    try:
-        trees = compiled.CompiledTrees(library, forest.features)
-    except OSError:  # a truncated or foreign file in the cache: build it afresh, once
-        if not build:
-            raise
-        compiled.build(text, library, nice=True)
-        trees = compiled.CompiledTrees(library, forest.features)
+    trees = compiled.cached_library(
+        library,
+        (lambda: compiled.build(text, library, nice=True)) if build else None,
+        lambda path: compiled.CompiledTrees(path, forest.features),
+    )
+    if trees is None:
+        return PredictorStatus("exact", f"no compiled predictor cached at {library}")
     problem = compiled.verify(trees, booster, [*examples, compiled.probe_rows(forest)])
     if problem:
         return PredictorStatus("refused", problem, str(library))

@@ -38,14 +38,16 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+T = TypeVar("T")
 GENERATOR = "2"  # bump when the generated code changes: part of the cache key
 ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float literal: 1e-35f)
 # A block of BLOCK trees runs over CHUNK rows, row by row, before the next block: the
@@ -261,6 +263,26 @@ def compile_library(
             raise RuntimeError(f"{cc} failed: {done.stderr.strip()[-500:]}")
         os.replace(so_file, target)
     return target
+
+
+def cached_library(
+    target: Path, build: Callable[[], object] | None, load: Callable[[Path], T]
+) -> T | None:
+    """The library at ``target``, loaded; ``build`` makes it first when it is missing
+    (without one: None). A file that does not load (an OSError: truncated, foreign) is
+    built afresh once, when it can be.
+    """
+    if not target.exists():
+        if build is None:
+            return None
+        build()
+    try:
+        return load(target)
+    except OSError:
+        if build is None:
+            raise
+        build()
+        return load(target)
 
 
 class CompiledTrees:

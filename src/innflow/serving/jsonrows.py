@@ -70,10 +70,12 @@ class RowReader:
     def __init__(self, library: Path) -> None:
         self.library = library
         lib = ctypes.PyDLL(str(library))  # PyDLL: called with the GIL held
+        try:
+            self._split, self._records = lib.innflow_split, lib.innflow_records
+        except AttributeError as e:  # another library at this path: as a file that won't load
+            raise OSError(f"{library} is not the JSON row reader: {e}") from e
         arguments = [ctypes.c_void_p] * 3
-        self._split = lib.innflow_split
         self._split.argtypes = [ctypes.py_object, ctypes.c_ssize_t, *arguments]
-        self._records = lib.innflow_records
         self._records.argtypes = [ctypes.py_object, ctypes.py_object, *arguments]
         for function in (self._split, self._records):
             function.restype = ctypes.c_long
@@ -119,20 +121,13 @@ def load(build: bool = True, directory: Path | None = None) -> tuple[RowReader |
     def compile_it() -> None:
         compiled.compile_library(SOURCE.read_text(), target, (f"-I{headers}",), nice=True)
 
+    if build and not target.exists() and not (Path(headers) / "Python.h").exists():
+        return None, f"python (no Python.h in {headers})"
     try:
-        if not target.exists():
-            if not build:
-                return None, f"python (no compiled reader cached at {target})"
-            if not (Path(headers) / "Python.h").exists():
-                return None, f"python (no Python.h in {headers})"
-            compile_it()
-        try:
-            return RowReader(target), "compiled"
-        except (OSError, AttributeError):  # a truncated or foreign file: build afresh, once
-            if not build:
-                raise
-            compile_it()
-            return RowReader(target), "compiled"
-    except (OSError, AttributeError, RuntimeError) as e:  # no compiler...: Python reads
+        reader = compiled.cached_library(target, compile_it if build else None, RowReader)
+    except (OSError, RuntimeError) as e:  # no compiler, a broken cache file: Python reads
         log.warning("JSON rows read in Python: %s", e)
         return None, f"python ({type(e).__name__}: {e})"[:500]
+    if reader is None:
+        return None, f"python (no compiled reader cached at {target})"
+    return reader, "compiled"
