@@ -150,7 +150,8 @@ def check(
     """
     errors = [FieldError(None, c, "missing column") for c in columns if c not in batch.columns]
     known = set(columns)
-    errors += [FieldError(None, c, "unknown column") for c in batch.columns if c not in known]
+    unknown = sorted(c for c in batch.columns if c not in known)  # (records read from bytes
+    errors += [FieldError(None, c, "unknown column") for c in unknown]  # keep no key order)
     if errors:
         return errors[:limit], {}
     if batch.rows == 0:

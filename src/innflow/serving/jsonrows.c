@@ -11,6 +11,9 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <structmember.h> /* PyMemberDef, T_OBJECT_EX */
+
+#define ABSENT INT64_MIN /* a field the first record lacks, so every record must */
 
 /* A number column takes exactly what the Python path turns into float64 unchanged: int
    (rounded as float(int) rounds), float, None (NaN). A bool, text or an int beyond the
@@ -75,6 +78,40 @@ long innflow_records(PyObject *records, PyObject *names, const int64_t *slot, do
         PyErr_Clear();
         return 1;
       }
+      if (put(v, slot[j], i, n, num, obj)) return 1;
+    }
+  }
+  return 0;
+}
+
+/* The byte offset of an object slot (a member descriptor, as each field of a msgspec
+   Struct is), or -1 for anything else. */
+Py_ssize_t innflow_offset(PyObject *descr) {
+  if (!Py_IS_TYPE(descr, &PyMemberDescr_Type)) return -1;
+  PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+  return member->type == T_OBJECT_EX ? member->offset : -1;
+}
+
+/* Records decoded by msgspec straight from the body's bytes: a list of n instances of
+   type, field f held at offset[f]. slot[f] as above, or ABSENT: that field must be unset
+   in every record (as in the first). A text column takes str or null only (msgspec
+   keeps an integer beyond 64 bits exact where orjson gives a float). */
+long innflow_structs(PyObject *records, PyObject *type, PyObject *unset, Py_ssize_t k,
+                     const Py_ssize_t *offset, const int64_t *slot, double *num,
+                     PyObject **obj) {
+  if (!PyList_CheckExact(records)) return 1;
+  Py_ssize_t n = PyList_GET_SIZE(records);
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject *row = PyList_GET_ITEM(records, i);
+    if ((PyObject *)Py_TYPE(row) != type) return 1;
+    for (Py_ssize_t j = 0; j < k; ++j) {
+      PyObject *v = *(PyObject **)((char *)row + offset[j]);
+      if (slot[j] == ABSENT) {
+        if (v != unset) return 1;
+        continue;
+      }
+      if (v == NULL) return 1; /* (unset: put declines it, as any other object) */
+      if (slot[j] < 0 && v != Py_None && !PyUnicode_CheckExact(v)) return 1;
       if (put(v, slot[j], i, n, num, obj)) return 1;
     }
   }

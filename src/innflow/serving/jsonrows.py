@@ -7,6 +7,13 @@ function in jsonrows.c (CPython's C API, called through ctypes with the GIL held
 every number column into one float64 block and every text column into an object array
 in one pass: 0.1-0.15 ms for the same body.
 
+A body of records (``dataframe_records``, ``instances``, ``inputs``) is read from its
+bytes: msgspec decodes each record into a typed object with one slot per schema column
+(no dict per record, no key string per value), and the C function copies the slots into
+the same arrays. orjson's 1,000 dicts were 1.2 ms of a 1,000-booking request; this takes
+0.7 ms, and the copy 0.05 ms against 0.2 from dicts. Any body it does not take (a split
+body, an unknown key, mixed keys, malformed JSON) is read by orjson as before.
+
 It takes only what the Python path (parsing.py) would turn into the same arrays: every
 column known to the data schema, every row of the same width (every record with the same
 keys), numbers as int, float or null. Anything else (a bool, text in a number column, an
@@ -28,6 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from innflow import data
@@ -37,6 +45,23 @@ log = logging.getLogger("innflow.serving")
 
 SOURCE = Path(__file__).with_name("jsonrows.c")
 Columns = dict[str, list[Any] | np.ndarray]  # parsing.Batch's
+FIELDS = tuple(data.SCHEMA)  # the keys a record read from bytes may have
+RECORD_KEYS = ("dataframe_records", "instances", "inputs")  # bodies that are lists of records
+ABSENT = np.iinfo(np.int64).min  # jsonrows.c: a field no record may have
+
+
+def _record_decoder() -> tuple[type, msgspec.json.Decoder]:
+    """The record type (every schema column a field, unset unless given; unknown keys
+    refused) and a decoder of bodies holding lists of them. No GC tracking: decoded JSON
+    holds no cycles, and the records live for one request.
+    """
+    unset = msgspec.UNSET
+    record: Any = msgspec.defstruct("Record", [(n, Any, unset) for n in FIELDS],
+                                    forbid_unknown_fields=True, gc=False)  # fmt: skip
+    records = list[record] | msgspec.UnsetType  # type: ignore[valid-type]
+    body = msgspec.defstruct("RecordsBody", [(k, records, unset) for k in RECORD_KEYS],
+                             forbid_unknown_fields=True, gc=False)  # fmt: skip
+    return record, msgspec.json.Decoder(body)
 
 
 def library_path(directory: Path | None = None) -> Path:
@@ -64,6 +89,16 @@ def _layout(names: tuple[str, ...]) -> tuple[np.ndarray, int, int] | None:
     return np.array(slots, dtype=np.int64), numbers, texts
 
 
+@lru_cache(maxsize=64)
+def _field_slots(names: tuple[str, ...]) -> np.ndarray:
+    """``_layout``'s slots over every field of the record type (ABSENT: not named)."""
+    layout = _layout(names)
+    assert layout is not None  # names are fields, so schema columns
+    slots = np.full(len(FIELDS), ABSENT, dtype=np.int64)
+    slots[[FIELDS.index(name) for name in names]] = layout[0]
+    return slots
+
+
 class RowReader:
     """The compiled reader loaded from its library."""
 
@@ -77,8 +112,16 @@ class RowReader:
         arguments = [ctypes.c_void_p] * 3
         self._split.argtypes = [ctypes.py_object, ctypes.c_ssize_t, *arguments]
         self._records.argtypes = [ctypes.py_object, ctypes.py_object, *arguments]
-        for function in (self._split, self._records):
+        self._structs = lib.innflow_structs
+        self._structs.argtypes = [ctypes.py_object] * 3 + [ctypes.c_ssize_t, *[ctypes.c_void_p] * 4]
+        for function in (self._split, self._records, self._structs):
             function.restype = ctypes.c_long
+        self._record, self._decoder = _record_decoder()
+        offset = lib.innflow_offset
+        offset.argtypes, offset.restype = [ctypes.py_object], ctypes.c_ssize_t
+        offsets = [offset(self._record.__dict__[name]) for name in FIELDS]
+        # a msgspec whose fields are not plain slots: records are then read from dicts
+        self._offsets = np.array(offsets, dtype=np.intp) if min(offsets) >= 0 else None
 
     def split(self, names: list[str], rows: Any) -> Columns | None:
         """``dataframe_split`` rows (names checked unique) as columns, or None: decline."""
@@ -92,6 +135,31 @@ class RowReader:
             return None
         keys = tuple(names)
         return self._read(names, len(records), lambda *out: self._records(records, keys, *out))
+
+    def body(self, body: bytes) -> tuple[Columns, int] | None:
+        """A body whose one key is a list of records, every one with the same keys, read
+        from its bytes: the columns and the number of rows, or None: decline (orjson
+        reads it then).
+        """
+        if self._offsets is None:
+            return None
+        try:
+            decoded = self._decoder.decode(body)
+        except (ValueError, RecursionError):  # msgspec's errors are ValueErrors
+            return None
+        given = [r for key in RECORD_KEYS if (r := getattr(decoded, key)) is not msgspec.UNSET]
+        if len(given) != 1 or not given[0]:
+            return None
+        records = given[0]
+        first = records[0]
+        names = [name for name in FIELDS if getattr(first, name) is not msgspec.UNSET]
+        if not names:
+            return None
+        slots, offsets = _field_slots(tuple(names)), self._offsets
+        read = self._read(names, len(records), lambda _, *out: self._structs(
+            records, self._record, msgspec.UNSET, len(FIELDS), offsets.ctypes.data,
+            slots.ctypes.data, *out))  # fmt: skip
+        return None if read is None else (read, len(records))
 
     @staticmethod
     def _read(names: list[str], rows: int, call: Any) -> Columns | None:

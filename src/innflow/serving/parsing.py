@@ -237,8 +237,11 @@ def _transposed(names: list[str], rows: list[Any]) -> Batch:
 
 def batch_from_json(body: bytes, reader: RowReader | None = None) -> Batch:
     """Parse a JSON body in any of MLflow's four tabular forms; ``reader`` (compiled, see
-    serving/jsonrows.py) turns the usual bodies into arrays at once.
+    serving/jsonrows.py) turns the usual bodies into arrays at once, a body of records
+    straight from its bytes.
     """
+    if reader is not None and (read := reader.body(body)) is not None:
+        return Batch(*read)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
