@@ -205,6 +205,14 @@ def test_records_from_bytes_take_only_plain_tables(reader) -> None:
     ]
     for bad in declined:
         assert reader.body(bad) is None, bad[:80]
+    # repeated keys: the last one counts, as orjson has it
+    for repeated in (
+        b'{"dataframe_records": [{"adults": 1, "adults": 2, "hotel": "x"}]}',
+        b'{"dataframe_records": [{"adults": 1}], "dataframe_records": [{"adults": 3}]}',
+    ):
+        assert reader.body(repeated) is not None
+        _same(_outcome(lambda body=repeated: parsing.batch_from_json(body)),
+              _outcome(lambda body=repeated: parsing.batch_from_json(body, reader)))  # fmt: skip
 
 
 def test_records_from_bytes_keep_no_reference_behind(reader) -> None:
