@@ -180,6 +180,8 @@ def test_records_from_bytes_take_only_plain_tables(reader) -> None:
     assert read is not None
     columns, rows = read
     assert rows == 2 and set(columns) == {"hotel", "adults", "children"}
+    # other keys are ignored, as the Python path ignores them (MLflow's params)
+    assert reader.body(body([{"adults": 2}], params={"x": [1, {"y": None}]})) is not None
     assert columns["hotel"].tolist() == ["City Hotel", None]
     assert columns["adults"].tolist() == [2.0, 1.5]
     assert np.isnan(columns["children"][0]) and columns["children"][1] == 1.0
@@ -194,8 +196,8 @@ def test_records_from_bytes_take_only_plain_tables(reader) -> None:
         body([{"adults": True}]),  # a bool in a number column
         body([{"adults": "2"}]),
         body([{"adults": 10**400}]),
-        body([{"adults": 2}], params={"x": 1}),  # MLflow's params: orjson's path
         body([{"adults": 2}], instances=[{"adults": 2}]),  # two keys: refused there
+        body([{"adults": 2}], dataframe_split=None),
         body({"adults": [2]}, "inputs"),  # columnar inputs
         body({"columns": ["adults"], "data": [[2]]}, "dataframe_split"),
         b'{"dataframe_records": [{"adults": NaN}]}',

@@ -52,15 +52,19 @@ ABSENT = np.iinfo(np.int64).min  # jsonrows.c: a field no record may have
 
 def _record_decoder() -> tuple[type, msgspec.json.Decoder]:
     """The record type (every schema column a field, unset unless given; unknown keys
-    refused) and a decoder of bodies holding lists of them. No GC tracking: decoded JSON
-    holds no cycles, and the records live for one request.
+    refused) and a decoder of bodies holding lists of them. Other keys of the body are
+    skipped, as the Python path ignores them (MLflow's ``params``); ``dataframe_split``
+    only as null, so that a split body is declined at its first key, unread. No GC
+    tracking: decoded JSON holds no cycles, and the records live for one request.
     """
-    unset = msgspec.UNSET
+    unset, unset_type = msgspec.UNSET, msgspec.UnsetType
     record: Any = msgspec.defstruct("Record", [(n, Any, unset) for n in FIELDS],
                                     forbid_unknown_fields=True, gc=False)  # fmt: skip
-    records = list[record] | msgspec.UnsetType  # type: ignore[valid-type]
-    body = msgspec.defstruct("RecordsBody", [(k, records, unset) for k in RECORD_KEYS],
-                             forbid_unknown_fields=True, gc=False)  # fmt: skip
+    records = list[record] | unset_type  # type: ignore[valid-type]
+    fields = [(key, records, unset) for key in RECORD_KEYS]
+    body = msgspec.defstruct(
+        "RecordsBody", [*fields, ("dataframe_split", None | unset_type, unset)], gc=False
+    )
     return record, msgspec.json.Decoder(body)
 
 
@@ -148,7 +152,7 @@ class RowReader:
         except (ValueError, RecursionError):  # msgspec's errors are ValueErrors
             return None
         given = [r for key in RECORD_KEYS if (r := getattr(decoded, key)) is not msgspec.UNSET]
-        if len(given) != 1 or not given[0]:
+        if len(given) != 1 or not given[0] or decoded.dataframe_split is not msgspec.UNSET:
             return None
         records = given[0]
         first = records[0]
