@@ -6,12 +6,15 @@ formats, refusals); callers never import mlflow themselves and use this package'
 from innflow.tracking.logged_models import (
     MODEL_NAME,
     TRUSTED_PREFIXES,
+    LoggedModelRef,
     describe_model,
     is_registry_uri,
     load_for_serving,
     load_pyfunc,
     log_model,
+    logged_models_of,
     model_uri,
+    run_tree,
     trusted_types,
 )
 from innflow.tracking.lookup import current_version, schema_revision
@@ -69,13 +72,14 @@ from innflow.tracking.store import (
 __all__ = [
     "AUDIT_EXPERIMENT", "CONFIG_ARTIFACT", "DEFAULT_STORE", "MODEL_NAME",
     "MONITORING_EXPERIMENT", "NOTEBOOK_RUN_ENV", "PROFILE_KEY", "TRUSTED_PREFIXES",
+    "LoggedModelRef",
     "adopt_training_result", "alias_version", "connect", "current_version", "delete_alias",
     "describe_model", "download_artifact", "find_finished_run", "get_run", "is_registry_uri",
     "kernel_environment", "load_for_serving", "load_pyfunc", "log_child_run", "log_datasets",
-    "log_model", "log_params", "log_results", "log_run_text", "log_series", "log_setup",
+    "log_model", "logged_models_of", "log_params", "log_results", "log_run_text", "log_series", "log_setup",
     "mlflow_uri", "model_uri", "model_version", "model_version_of", "moves", "notebook_run_id",
     "probability_udf", "read_config_text", "record_move", "reference_profile",
-    "register_version", "resolve_store", "run", "runs_of_kind", "schema_revision",
+    "register_version", "resolve_store", "run", "run_tree", "runs_of_kind", "schema_revision",
     "schema_sample", "set_alias", "set_version_tags", "spark_session", "store_identity",
     "top_runs", "trusted_types", "versions",
 ]  # fmt: skip

@@ -4,6 +4,7 @@ requirements) and read back for pyfunc clients and for serving.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,96 @@ def log_model(
             metadata=metadata,
         )
     return info.model_uri
+
+
+@dataclass(frozen=True)
+class LoggedModelRef:
+    """One model logged in a run tree: what a user picks from when registering."""
+
+    model_id: str
+    name: str
+    run_id: str
+    run_name: str
+    uri: str  # models:/m-...: names this model for good
+    flavors: tuple[str, ...]
+    created: int  # ms since the epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "model_id": self.model_id, "name": self.name, "run_id": self.run_id,
+            "run_name": self.run_name, "uri": self.uri, "flavors": list(self.flavors),
+        }  # fmt: skip
+
+
+def run_tree(run_id: str) -> list[Run]:
+    """The run and every run nested under it, at any depth (parents before children).
+
+    Children are looked up in every experiment: a training inside a notebook may log to
+    another experiment than the notebook run.
+    """
+    import mlflow
+
+    from innflow.tracking.runs import get_run
+
+    tree, frontier = [get_run(run_id)], [run_id]
+    while frontier:
+        parent = frontier.pop(0)
+        children = mlflow.search_runs(
+            search_all_experiments=True,
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent}'",
+            order_by=["attributes.start_time ASC"],
+            output_format="list",
+        )
+        tree += children
+        frontier += [c.info.run_id for c in children]
+    return tree
+
+
+def logged_models_of(run_id: str) -> list[LoggedModelRef]:
+    """Every MLflow model logged in ``run_id`` or a run nested under it, oldest first.
+
+    Raises RunNotFoundError for an unknown run.
+    """
+    import mlflow
+
+    found = []
+    with _registry_errors(f"cannot list the models of run {run_id}"):
+        for run in run_tree(run_id):
+            models = mlflow.search_logged_models(
+                experiment_ids=[run.info.experiment_id],
+                filter_string=f"source_run_id = '{run.info.run_id}'",
+                output_format="list",
+            )
+            for model in models:
+                flavors = _flavors(model)
+                found.append(
+                    LoggedModelRef(
+                        model.model_id,
+                        model.name,
+                        run.info.run_id,
+                        run.info.run_name or "",
+                        f"models:/{model.model_id}",
+                        flavors,
+                        int(model.creation_timestamp or 0),
+                    )
+                )
+    return sorted(found, key=lambda m: (m.created, m.model_id))
+
+
+def _flavors(model: Any) -> tuple[str, ...]:
+    """The flavors an MLflow LoggedModel was saved with (from its MLmodel file)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{model.artifact_location.rstrip('/')}/MLmodel"
+        )
+    except (MlflowException, OSError):  # no MLmodel (a model still being logged): no flavors
+        return ()
+    return tuple(sorted(Model.load(path).flavors))
 
 
 def model_uri(run: Run) -> str:
