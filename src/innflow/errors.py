@@ -28,6 +28,10 @@ class RunNotFoundError(InnflowError):
     """A run id does not exist in the tracking store."""
 
 
+class ModelNotServable(InnflowError):
+    """A logged model innflow cannot check requests for (no signature, tensor inputs)."""
+
+
 class TrackingError(InnflowError):
     """The tracking store refused or could not be reached."""
 

@@ -10,6 +10,7 @@ import asyncio
 import gc
 import hmac
 import json
+import sys
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ from pydantic_core import to_json
 
 from innflow import __version__
 from innflow.serving import core, jsonrows, parsing
+from innflow.serving.general import ModelFailed
 from innflow.serving.metrics import ServiceMetrics
 from innflow.serving.prediction_log import PredictionLog
 from innflow.serving.routing import Router, Variant
@@ -91,6 +93,13 @@ class ModelSource(Protocol):
         ...
 
 
+def tell(line: str) -> None:
+    """One line on the service's stderr: what an operator must see (a refused reload)
+    whatever logging is configured.
+    """
+    print(line, file=sys.stderr, flush=True)
+
+
 def create_app(
     model_source: core.LoadedModel | Router,
     settings: Settings | None = None,
@@ -138,7 +147,7 @@ def create_app(
                     f"{v.name}: {p}" for v in candidate.variants if (p := core.smoke_test(v.model))
                 ]
                 if problems:
-                    outcome.update(outcome="refused", error="; ".join(problems))
+                    outcome.update(outcome="refused", error="; ".join(problems)[:500])
                 else:
                     install(candidate)
                     settle_memory()
@@ -147,6 +156,10 @@ def create_app(
             outcome.update(outcome="failed", error=f"{type(e).__name__}: {e}"[:500])
         metrics.reloads.labels(outcome["outcome"]).inc()
         status["last_reload"] = outcome
+        if outcome["outcome"] in ("refused", "failed"):
+            serving = ", ".join(f"{v.name} v{v.model.version}" for v in app.state.router.variants)
+            tell(f"innflow serve: reload {outcome['outcome']}, still serving {serving}: "
+                 f"{outcome['error']}")  # fmt: skip
         return outcome
 
     log = (
@@ -192,7 +205,9 @@ def create_app(
     install(model_source if isinstance(model_source, Router) else Router.single(model_source))
     metrics.reloads.labels("loaded").inc()
 
-    async def read_request(request: Request) -> tuple[dict[str, np.ndarray], Variant]:
+    async def read_request(
+        request: Request,
+    ) -> tuple[dict[str, np.ndarray], Variant, parsing.Batch]:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
             raise parsing.RequestError(413, f"body over {settings.max_body_bytes} bytes")
@@ -214,85 +229,120 @@ def create_app(
             if key is None:  # sticky by the booking itself
                 key = json.dumps(batch.first_row(), sort_keys=True, default=str)
             variant = router.choose(key)
-        errors, arrays = core.check(batch, variant.model.columns)
+        # Each variant checks its own columns; a field another variant takes is not a typo.
+        errors, arrays = core.check_model(variant.model, batch, router.known_columns)
         if errors:
             raise parsing.RequestError(400, "invalid input", [e.to_dict() for e in errors])
-        return arrays, variant
+        return arrays, variant, batch
 
     def finish(
-        endpoint: str, started: float, response: Response, variant: Variant | None
+        endpoint: str,
+        started: float,
+        response: Response,
+        variant: Variant | None,
+        batch: parsing.Batch | None = None,
     ) -> Response:
         metrics.requests.labels(endpoint, str(response.status_code)).inc()
         metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
         chosen = variant or app.state.router.live[0]
         response.headers["X-Model-Version"] = chosen.model.version
         response.headers["X-Variant"] = chosen.name
+        if batch is not None and variant is not None:
+            unused = core.ignored(batch, variant.model.columns)
+            if unused:  # accepted as MLflow's server does, but said: a client may not expect it
+                response.headers["X-Ignored-Columns"] = ",".join(unused)
         return response
 
     def record(
         variant: Variant,
         arrays: dict[str, np.ndarray],
-        proba: np.ndarray,
-        decisions: np.ndarray,
+        predicted: core.Prediction,
         request_id: str,
     ) -> None:
-        metrics.rows.labels(variant.name).inc(len(decisions))
-        cancel = int(decisions.sum())
-        metrics.decisions.labels(variant.name, "likely_cancel").inc(cancel)
-        metrics.decisions.labels(variant.name, "likely_stay").inc(len(decisions) - cancel)
+        count = len(next(iter(predicted.columns.values())))
+        metrics.rows.labels(variant.name).inc(count)
+        decisions = predicted.columns.get("likely_cancel")
+        if decisions is not None:
+            cancel = int(decisions.sum())
+            metrics.decisions.labels(variant.name, "likely_cancel").inc(cancel)
+            metrics.decisions.labels(variant.name, "likely_stay").inc(count - cancel)
         if log is None:
             return
-        rows = core.frame_of(arrays, variant.model.columns)
-        rows["probability"] = proba[:, 1]
-        rows["likely_cancel"] = decisions
+        rows = core.model_frame(variant.model, arrays)
+        for name, values in predicted.columns.items():
+            rows[name] = values
         rows["model_version"] = variant.model.version
         rows["variant"] = variant.name
         rows["request_id"] = request_id
         rows["scored_at"] = pd.Timestamp.now(tz="UTC")
         log.append(rows)
 
-    def shadow(arrays: dict[str, np.ndarray], request_id: str) -> None:
-        for variant in app.state.router.shadows:
+    def shadow(batch: parsing.Batch, request_id: str) -> None:
+        router = app.state.router
+        for variant in router.shadows:
             try:
-                if not set(variant.model.columns) <= set(arrays):
-                    continue  # the shadow expects other columns: nothing comparable to log
-                proba, decisions = core.score(variant.model, arrays)
-                record(variant, arrays, proba, decisions, request_id)
+                errors, arrays = core.check_model(variant.model, batch, router.known_columns)
+                if errors:  # what the shadow cannot take is not scored, and counted
+                    metrics.requests.labels("shadow", "invalid").inc()
+                    continue
+                record(variant, arrays, core.predict(variant.model, arrays), request_id)
             except Exception:  # a shadow must never affect the answer
                 metrics.requests.labels("shadow", "error").inc()
 
     async def answer(endpoint: str, request: Request, explain: bool = False) -> Response:
         started = time.perf_counter()
         try:
-            arrays, variant = await read_request(request)
+            arrays, variant, batch = await read_request(request)
+            if explain and variant.model.general is not None:
+                raise parsing.RequestError(
+                    400, "explanations are given for innflow's own models; "
+                    f"{variant.name} (version {variant.model.version}) is a general pyfunc model",
+                )  # fmt: skip
             if explain and variant.model.pipeline is None:  # started from its snapshot
                 await asyncio.to_thread(confirmed.wait, EXPLAIN_WAIT_SECONDS)
-                arrays, variant = await read_request(request)  # the body is kept
+                arrays, variant, batch = await read_request(request)  # the body is kept
                 if variant.model.pipeline is None:
                     raise parsing.RequestError(
                         503, "explanations need the logged model, which is still loading; "
                         "retry in a few seconds",
                     )  # fmt: skip
-            proba, decisions = core.score(variant.model, arrays)
+            try:
+                predicted = core.predict(variant.model, arrays)
+            except ModelFailed as e:
+                raise parsing.RequestError(
+                    422, f"the model of {variant.name} (version {variant.model.version}) "
+                    f"could not score this input: {e}",
+                    [{"row": None, "field": "(model)", "problem": str(e)}],
+                ) from e  # fmt: skip
             why = core.reasons(variant.model, arrays) if explain else None
         except parsing.RequestError as e:
             return finish(endpoint, started, JSONResponse(e.body, status_code=e.status), None)
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        record(variant, arrays, proba, decisions, request_id)
-        shadow(arrays, request_id)
+        record(variant, arrays, predicted, request_id)
+        shadow(batch, request_id)
         if endpoint == "invocations":
-            body: dict[str, Any] = {"predictions": np.ascontiguousarray(proba)}
+            body: dict[str, Any] = {"predictions": predicted.raw}
         else:
-            results: list[dict[str, Any]] = [
-                {"probability": float(p), "likely_cancel": bool(c),
-                 "model_version": variant.model.version, "variant": variant.name}
-                for p, c in zip(proba[:, 1], decisions, strict=True)
-            ]  # fmt: skip
-            if why is not None:
-                for result, top in zip(results, why, strict=True):
-                    result["reasons"] = top
-            body = {"threshold": variant.model.threshold, "predictions": results}
-        return finish(endpoint, started, FastJSONResponse(body), variant)
+            body = {"predictions": per_row(variant, predicted, why)}
+            if "likely_cancel" in predicted.columns:
+                body = {"threshold": variant.model.threshold, **body}
+        return finish(endpoint, started, FastJSONResponse(body), variant, batch)
+
+    def per_row(
+        variant: Variant, predicted: core.Prediction, why: list[list[dict]] | None
+    ) -> list[dict[str, Any]]:
+        """/predict's rows: the model's per-row outputs, version and variant."""
+        names = list(predicted.columns)
+        values = [predicted.columns[n].tolist() for n in names]
+        results = [
+            {**dict(zip(names, row, strict=True)),
+             "model_version": variant.model.version, "variant": variant.name}
+            for row in zip(*values, strict=True)
+        ]  # fmt: skip
+        if why is not None:
+            for result, top in zip(results, why, strict=True):
+                result["reasons"] = top
+        return results
 
     @app.post("/invocations")
     async def invocations(request: Request) -> Response:

@@ -8,10 +8,12 @@ LightGBM/XGBoost/HistGB predictions do not depend on the thread count. A binary 
 model's trees run compiled once that is verified bit-identical (serving/accelerate.py).
 A model started from its snapshot (serving/snapshot.py) has no pipeline until the
 registry has confirmed it; scikit-learn is imported only when a pipeline is at hand.
+A model innflow did not train takes the general path (serving/general.py) instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +24,15 @@ import pandas as pd
 from innflow import data
 from innflow.serving import accelerate
 from innflow.serving.fastpath import FastScorer
+from innflow.serving.general import (
+    THRESHOLD,
+    GeneralModel,
+    ModelFailed,
+    jsonable,
+    looks_like_probabilities,
+)
 from innflow.serving.parsing import Batch
+from innflow.serving.signature import InputSchema
 
 
 @dataclass
@@ -41,13 +51,20 @@ class LoadedModel:
     example: pd.DataFrame | None = None
     origin: str = "registry"  # or "snapshot": not yet confirmed against the registry
     store_schema: str | None = None  # a snapshot's: the SQLite store's revision when written
+    general: GeneralModel | None = None  # a model innflow did not train: mlflow.pyfunc
 
     @property
     def predictor(self) -> dict[str, Any]:
-        """Which predictor scores: the compiled one (verified), LightGBM's, or the pipeline."""
+        """Which path scores (``innflow``'s pipeline or the ``general`` pyfunc) and, on
+        innflow's, which predictor: the compiled one (verified), LightGBM's, the pipeline.
+        """
+        if self.general is not None:
+            output = "class probabilities" if self.general.probabilities else "predictions"
+            detail = f"mlflow.pyfunc model ({output}), checked by its signature"
+            return {"path": "general", "state": "general", "detail": detail}
         if self.fast is None:
-            return {"state": "exact", "detail": "scikit-learn pipeline"}
-        return self.fast.status.to_dict()
+            return {"path": "innflow", "state": "exact", "detail": "scikit-learn pipeline"}
+        return {"path": "innflow", **self.fast.status.to_dict()}
 
     @property
     def version(self) -> str:
@@ -93,6 +110,22 @@ def from_logged(
     return model
 
 
+def from_pyfunc(pyfunc: Any, description: dict[str, Any], example: Any) -> LoadedModel:
+    """Wrap a model innflow did not train: its signature's checker, and whether it answers
+    class probabilities (from its input example's output).
+    """
+    schema = InputSchema.from_signature(description.get("signature"), description["uri"])
+    general = GeneralModel(pyfunc, schema)
+    frame = example if isinstance(example, pd.DataFrame) else None
+    model = LoadedModel(None, schema.names, THRESHOLD, description, example=frame,
+                        general=general)  # fmt: skip
+    if frame is not None:
+        # a model failing on its own example: the smoke test says so before it serves
+        with contextlib.suppress(ModelFailed):
+            general.probabilities = looks_like_probabilities(general.predict(frame))
+    return model
+
+
 def check_frame(frame: pd.DataFrame, columns: list[str]) -> bool:
     """True when some row of a DataFrame breaks the schema (or a column is missing)."""
     return not set(columns) <= set(frame.columns) or bool((row_errors(frame, columns) != "").any())
@@ -102,6 +135,12 @@ def smoke_test(model: LoadedModel) -> str | None:
     """Score the model's own input example; the problem, or None when it answers sanely."""
     if model.example is None:
         return "the model has no input example to test it with"
+    if model.general is not None:
+        try:
+            predicted = predict(model, general_columns(model, model.example))
+        except (ModelFailed, ValueError) as e:
+            return f"scoring its input example failed: {e}"
+        return None if len(predicted.raw) == len(model.example) else "its output is not per row"
     try:
         proba, _ = score(model, columns_of(model.example, model.columns))
     except Exception as e:  # any failure means: do not serve this model
@@ -142,16 +181,33 @@ def _column_array(values: list[Any] | np.ndarray, kind: str) -> np.ndarray:
 _PLAIN_NUMBERS = {int, float, type(None)}
 
 
+BOOKING_COLUMNS = frozenset(data.SCHEMA)
+
+
+def unknown_columns(batch: Batch, columns: list[str], known: frozenset[str]) -> list[FieldError]:
+    """Fields the model does not take that are neither booking columns nor another
+    variant's (``known``): a typo, refused. The others are ignored, as MLflow does.
+    """
+    used = set(columns)
+    unknown = sorted(c for c in batch.columns if c not in used and c not in known)
+    return [FieldError(None, c, "unknown column") for c in unknown]  # (sorted: records read
+    # from bytes keep no key order)
+
+
+def ignored(batch: Batch, columns: list[str]) -> list[str]:
+    """The request's fields this model does not use (accepted, not scored)."""
+    used = set(columns)
+    return sorted(c for c in batch.columns if c not in used)
+
+
 def check(
-    batch: Batch, columns: list[str], limit: int = 20
+    batch: Batch, columns: list[str], limit: int = 20, known: frozenset[str] = BOOKING_COLUMNS
 ) -> tuple[list[FieldError], dict[str, np.ndarray]]:
     """Missing and unknown columns, then per-row types, nulls and domains (the rules of
     ``data.row_problems``); with the columns as arrays the model can score when valid.
     """
     errors = [FieldError(None, c, "missing column") for c in columns if c not in batch.columns]
-    known = set(columns)
-    unknown = sorted(c for c in batch.columns if c not in known)  # (records read from bytes
-    errors += [FieldError(None, c, "unknown column") for c in unknown]  # keep no key order)
+    errors += unknown_columns(batch, columns, known)
     if errors:
         return errors[:limit], {}
     if batch.rows == 0:
@@ -161,6 +217,57 @@ def check(
         for row in np.flatnonzero(mask)[:limit]:
             errors.append(FieldError(int(row), column, f"value {problem.removeprefix('are ')}"))
     return errors[:limit], arrays
+
+
+def check_model(
+    model: LoadedModel, batch: Batch, known: frozenset[str] = BOOKING_COLUMNS, limit: int = 20
+) -> tuple[list[FieldError], dict[str, Any]]:
+    """``check`` for innflow's pipeline; for a general model, its signature's rules."""
+    if model.general is None:
+        return check(batch, model.columns, limit, known)
+    schema = model.general.schema
+    errors = [FieldError(None, c, "missing column") for c in schema.missing(batch.columns)]
+    errors += unknown_columns(batch, model.columns, known)
+    if errors:
+        return errors[:limit], {}
+    if batch.rows == 0:
+        return [FieldError(None, "(body)", "no rows to score")], {}
+    problems, _, typed = schema.convert(batch.columns, batch.rows, limit)
+    return [FieldError(r, c, p) for r, c, p in sorted(problems)[:limit]], typed
+
+
+def general_columns(model: LoadedModel, frame: pd.DataFrame) -> dict[str, Any]:
+    """A frame's columns typed by a general model's signature (ValueError when a value
+    does not fit it).
+    """
+    assert model.general is not None
+    present = {c: frame[c] for c in model.columns if c in frame.columns}
+    problems, _, typed = model.general.schema.convert(present, len(frame), 1)
+    if problems:
+        row, column, problem = problems[0]
+        raise ValueError(f"row {row}, {column}: {problem}")
+    return typed
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A request's answer: ``raw`` as /invocations sends it, and per-row ``columns``
+    (``probability``/``likely_cancel``, or ``prediction``) for /predict, the log, metrics.
+    """
+
+    raw: Any
+    columns: dict[str, Any]
+
+
+def predict(model: LoadedModel, arrays: dict[str, Any]) -> Prediction:
+    """Score checked columns on the model's path (``ModelFailed``: the model raised)."""
+    if model.general is None:
+        proba, decisions = score(model, arrays)
+        return Prediction(np.ascontiguousarray(proba),
+                          {"probability": proba[:, 1], "likely_cancel": decisions})  # fmt: skip
+    frame = model.general.frame(arrays)
+    raw = model.general.predict(frame)
+    return Prediction(jsonable(raw), model.general.outputs(raw, len(frame)))
 
 
 def columns_of(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
@@ -173,6 +280,13 @@ def columns_of(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
         c: frame[c].array if isinstance(frame[c].dtype, pd.StringDtype) else frame[c].to_numpy()
         for c in columns
     }
+
+
+def model_frame(model: LoadedModel, arrays: dict[str, Any]) -> pd.DataFrame:
+    """Checked columns as the DataFrame the model takes (the prediction log's inputs)."""
+    if model.general is not None:
+        return model.general.frame(arrays)
+    return frame_of(arrays, model.columns)
 
 
 def frame_of(arrays: dict[str, np.ndarray], columns: list[str]) -> pd.DataFrame:

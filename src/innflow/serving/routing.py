@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from innflow import data
 from innflow.errors import ConfigError
 from innflow.serving.core import LoadedModel
 
@@ -43,6 +44,9 @@ class Router:
             running += variant.weight / total
             bounds.append(running)
         self._bounds = bounds
+        # Every variant's input columns and the booking columns: a request field outside
+        # them is a typo; inside them, a variant that does not take it ignores it.
+        self.known_columns = frozenset(data.SCHEMA).union(*(v.model.columns for v in variants))
 
     @classmethod
     def single(cls, model: LoadedModel) -> Router:

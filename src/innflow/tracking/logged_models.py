@@ -198,6 +198,26 @@ def load_for_serving(uri: str) -> tuple[Any, pd.DataFrame | None]:
     return _load(both, uri)
 
 
+def load_general_for_serving(uri: str) -> tuple[Any, Any]:
+    """A model innflow did not train, as MLflow's pyfunc (loaded once, what MLflow's own
+    server calls), and its input example, from one download of the model.
+    """
+    import mlflow
+    from mlflow.models import Model
+
+    def both(model_uri: str) -> tuple[Any, Any]:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
+        with _known_mlflow_noise():
+            pyfunc = mlflow.pyfunc.load_model(local)
+            try:
+                example = Model.load(local).load_input_example(local)
+            except Exception:  # an unreadable example: the smoke test then says it has none
+                example = None
+        return pyfunc, example
+
+    return _load(both, uri)
+
+
 def _load(loader: Any, uri: str) -> Any:
     try:
         return loader(uri)
@@ -216,6 +236,7 @@ def describe_model(uri: str) -> dict[str, Any]:
     """Name, version, alias and run of a model URI (``models:/name@alias``,
     ``models:/name/3``, ``runs:/...`` or ``models:/m-...``), plus its innflow metadata.
     """
+    from mlflow.exceptions import MlflowException
     from mlflow.models import get_model_info
 
     described: dict[str, Any] = {"uri": uri, "name": None, "version": None, "alias": None}
@@ -224,12 +245,23 @@ def describe_model(uri: str) -> dict[str, Any]:
             reference = uri.removeprefix("models:/")
             if "@" in reference:
                 name, alias = reference.split("@", 1)
-                version = _client().get_model_version_by_alias(name, alias)
+                try:
+                    version = _client().get_model_version_by_alias(name, alias)
+                except MlflowException as e:
+                    raise RunNotFoundError(_no_such_alias(uri, name, alias)) from e
                 described.update(name=name, alias=alias)
-            else:
+            elif "/" in reference:
                 name, number = reference.rsplit("/", 1)
-                version = _client().get_model_version(name, number)
+                try:
+                    version = _client().get_model_version(name, number)
+                except MlflowException as e:
+                    raise RunNotFoundError(_no_such_version(uri, name, number)) from e
                 described["name"] = name
+            else:
+                raise RunNotFoundError(
+                    f"{uri} names no version: use models:/{reference}@ALIAS or "
+                    f"models:/{reference}/VERSION"
+                )
             described.update(version=str(version.version), run_id=version.run_id)
             uri = f"models:/{described['name']}/{described['version']}"
         info = get_model_info(uri)
@@ -238,3 +270,40 @@ def describe_model(uri: str) -> dict[str, Any]:
     described["metadata"] = info.metadata or {}
     described.setdefault("run_id", info.run_id)
     return described
+
+
+def _no_such_alias(uri: str, name: str, alias: str) -> str:
+    """Why ``uri`` resolves to nothing, with the aliases that do exist and how to set one."""
+    aliases = _aliases(name)
+    if aliases is None:
+        return _no_such_model(uri, name)
+    have = ", ".join(f"@{a} -> version {v}" for a, v in sorted(aliases.items())) or "none"
+    return (
+        f"{uri}: model {name!r} has no alias {alias!r} (its aliases: {have}). Serve one "
+        f"of those with --model-uri models:/{name}@ALIAS, or set it: innflow promote VERSION "
+        f"--to {alias} --approved-by NAME --reason WHY (`make run` leaves a model on staging)"
+    )
+
+
+def _no_such_version(uri: str, name: str, number: str) -> str:
+    """Why ``models:/name/N`` resolves to nothing, with the versions that exist."""
+    if _aliases(name) is None:
+        return _no_such_model(uri, name)
+    numbers = sorted(int(v.version) for v in _client().search_model_versions(f"name = '{name}'"))
+    have = ", ".join(map(str, numbers)) or "none"
+    return f"{uri}: model {name!r} has no version {number} (its versions: {have})"
+
+
+def _no_such_model(uri: str, name: str) -> str:
+    names = sorted(m.name for m in _client().search_registered_models())
+    return f"{uri}: no registered model {name!r} (registered: {', '.join(names) or 'none'})"
+
+
+def _aliases(name: str) -> dict[str, str] | None:
+    """A registered model's aliases (alias -> version), None when there is no such model."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(_client().get_registered_model(name).aliases)
+    except MlflowException:
+        return None

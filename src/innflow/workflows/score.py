@@ -2,7 +2,10 @@
 
 Both engines write the same columns: the input, then ``probability`` (of cancellation),
 ``likely_cancel`` (at the model's threshold), ``model_version`` and ``error``. A row that
-breaks the schema is kept, unscored, with its reason in ``error``: never dropped.
+breaks the schema is kept, unscored, with its reason in ``error``: never dropped. A model
+innflow did not train (the general path, local engine) is held to its signature and
+writes its own output columns: ``probability``/``likely_cancel`` for two classes'
+probabilities, ``prediction`` otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pandas as pd
 from innflow import data, tracking
 from innflow.errors import ConfigError, DataValidationError
 from innflow.serving import core
+from innflow.serving.general import ModelFailed
 from innflow.workflows.serve import confirmed, load
 
 ENGINES = ("local", "spark")
@@ -54,6 +58,8 @@ def _score_local(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
     # The snapshot when the registry confirms it (no pipeline to unpickle), else the logged
     # model with a cached compiled predictor only: a compile costs more than it saves here.
     model = confirmed(model_uri) or load(model_uri, compile="cached")
+    if model.general is not None:
+        return _score_general(model, source, target, started)
     # The service scores a few rows per request single-threaded; a file is one big batch.
     if model.fast is not None:
         model.fast.threads = os.cpu_count() or 1
@@ -79,15 +85,67 @@ def _score_local(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
     out["likely_cancel"] = decision
     out["model_version"] = model.version
     out["error"] = reasons
-    if _is_parquet(target):
-        out.to_parquet(target, index=False)
-    else:
-        out.to_csv(target, index=False)
+    _write(out, target)
     seconds = time.perf_counter() - started
     return ScoreOutcome(
         len(frame), int(good.sum()), int((~good).sum()), seconds, model.version,
         model.predictor["state"], loaded - started,
     )  # fmt: skip
+
+
+def _score_general(
+    model: core.LoadedModel, source: Path, target: Path, started: float
+) -> ScoreOutcome:
+    """A general model over a file: rows that break its signature kept with the reason,
+    the others scored in one call of its pyfunc.
+    """
+    assert model.general is not None
+    loaded = time.perf_counter()
+    frame = data.read_table(source)
+    missing = model.general.schema.missing(frame.columns)
+    if missing:
+        raise DataValidationError(f"{source}: missing column(s) {', '.join(missing)}")
+    present = model.general.schema.file_columns(frame)
+    problems, good, typed = model.general.schema.convert(present, len(frame), len(frame))
+    reasons = np.full(len(frame), "", dtype=object)
+    for row, column, problem in sorted(problems, reverse=True):  # the first column's wins
+        reasons[row] = f"{column}: {problem}"
+    out = frame.copy()
+    if good.any():
+        model_input = model.general.frame({c: v[good] for c, v in typed.items()})
+        try:
+            outputs = model.general.outputs(
+                model.general.predict(model_input.reset_index(drop=True)), int(good.sum())
+            )
+        except ModelFailed as e:
+            raise DataValidationError(f"the model could not score {source}: {e}") from e
+    else:
+        outputs = {"prediction": np.array([])}
+    for name, values in outputs.items():
+        written = pd.Series(pd.NA, index=frame.index, dtype=_dtype_of(values))
+        written[good] = values
+        out[name] = written
+    out["model_version"] = model.version
+    out["error"] = reasons
+    _write(out, target)
+    seconds = time.perf_counter() - started
+    return ScoreOutcome(
+        len(frame), int(good.sum()), int((~good).sum()), seconds, model.version,
+        model.predictor["state"], loaded - started,
+    )  # fmt: skip
+
+
+def _dtype_of(values: Any) -> str:
+    """A nullable column type for an output (bad rows get no value)."""
+    kind = np.asarray(values).dtype.kind
+    return {"b": "boolean", "i": "Int64", "u": "Int64", "f": "Float64"}.get(kind, "object")
+
+
+def _write(out: pd.DataFrame, target: Path) -> None:
+    if _is_parquet(target):
+        out.to_parquet(target, index=False)
+    else:
+        out.to_csv(target, index=False)
 
 
 def _score_spark(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
@@ -108,7 +166,10 @@ def _score_spark(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
     metadata = described.get("metadata", {})
     columns = list(metadata.get("innflow_input_columns") or [])
     if not columns:
-        raise DataValidationError(f"{model_uri} is not an innflow model (no input columns)")
+        raise DataValidationError(
+            f"{model_uri} was not trained by innflow: the Spark engine scores innflow's own "
+            "models; score it with --engine local"
+        )
     threshold = float(metadata.get("innflow_threshold", 0.5))
     version = str(described.get("version") or described["uri"])
     with _pyspark_on_pandas_3():

@@ -24,7 +24,8 @@ def load(
 ) -> core.LoadedModel:
     """Resolve ``model_uri`` in the registry and load its Pipeline (``compile``: see
     ``core.from_logged``); once its compiled predictor is verified, its start-up snapshot
-    is written (serving/snapshot.py).
+    is written (serving/snapshot.py). A model innflow did not train (no
+    ``innflow_input_columns`` metadata) is loaded as MLflow's pyfunc: the general path.
     """
     tracking.connect(tracking_uri)
 
@@ -32,6 +33,9 @@ def load(
         snapshot.save(model, _store_key(tracking_uri), model_uri)
 
     description = tracking.describe_model(model_uri)
+    if not description["metadata"].get("innflow_input_columns"):  # not trained by innflow
+        pyfunc, example = tracking.load_general_for_serving(description["resolved_uri"])
+        return core.from_pyfunc(pyfunc, description, example)
     pipeline, example = tracking.load_for_serving(description["resolved_uri"])
     return core.from_logged(pipeline, description, example, compile, keep_snapshot)
 
