@@ -162,3 +162,20 @@ def no_model() -> str:
     with _logging(), mlflow.start_run(run_name="metrics-only") as run:
         mlflow.log_metric("rows", float(np.int64(3)))
     return run.info.run_id
+
+
+def integer_counts(bookings: pd.DataFrame) -> str:
+    """The raw-column Pipeline fitted on a frame where ``children`` was filled and made an
+    integer (a common notebook cleaning step): its signature says long where the bookings
+    hold a float column.
+    """
+    train, _ = _time_split(bookings)
+    columns = NUMERIC + CATEGORICAL
+    cleaned = train[columns].assign(children=train["children"].fillna(0).astype("int64"))
+    pipeline = _raw_pipeline(3).fit(cleaned, train[TARGET])
+    with _logging(), mlflow.start_run(run_name="rf-int-children") as run:
+        mlflow.sklearn.log_model(
+            pipeline, name="model", input_example=cleaned.head(5),
+            pip_requirements=REQUIREMENTS, pyfunc_predict_fn="predict_proba", **PICKLED,
+        )  # fmt: skip
+    return run.info.run_id

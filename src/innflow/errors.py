@@ -58,3 +58,7 @@ class DriftDetected(InnflowError):
     """Monitoring found drift or decay past the thresholds: the retraining trigger."""
 
     exit_code = 4
+
+
+class IncompatibleModelError(InnflowError):
+    """A logged model cannot be scored on booking columns or does not return probabilities."""

@@ -50,30 +50,56 @@ def _gate_report(outcome, title: str) -> None:
     out.print(table)
 
 
+ModelNameOption = Annotated[
+    str | None,
+    typer.Option(
+        "--name", help="Registered model (default: the cancellation model, registry.model_name)."
+    ),
+]
+
+
 @app.command()
 def register(
-    run_id: Annotated[str, typer.Argument(help="A finished `innflow train` run.")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="A run id (innflow training, notebook or script run) or a logged model URI "
+            "(models:/m-... or runs:/RUN_ID/NAME).",
+            metavar="RUN_ID|MODEL_URI",
+        ),
+    ],
+    name: ModelNameOption = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Which model of a run that logged several.")
+    ] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Register a run's model (idempotent: the same run is never registered twice)."""
+    """Register a logged model (idempotent: the same model is never registered twice).
+
+    A model that takes booking columns goes into the cancellation model; any other model
+    needs its own --name.
+    """
     from innflow import config as config_module
-    from innflow.workflows.registry import register as run_register
+    from innflow.workflows.registry import register_model
 
     resolved = config_module.load(config, overrides or [])
-    version, created = run_register(run_id, resolved)
-    payload = {"model": resolved.registry.model_name, "version": version, "created": created}
+    done = register_model(ref, resolved, name, model)
     if as_json:
-        emit_json(payload)
+        emit_json(done.to_dict())
     else:
-        verb = "registered as" if created else "already registered as"
-        out.print(f"run {run_id} {verb} {resolved.registry.model_name} version {version}")
+        verb = "registered as" if done.created else "already registered as"
+        out.print(f"{done.model_uri} ({done.origin}, {done.flavor}, run {done.run_id})")
+        out.print(f"{verb} {done.name} version {done.version}")
+    for note in done.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 @app.command()
 def gate(
     version: Annotated[str, typer.Argument(help="Model version to judge.")],
+    name: ModelNameOption = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
     as_json: JsonOption = False,
@@ -87,7 +113,7 @@ def gate(
     from innflow.workflows.registry import run_gate
 
     resolved = config_module.load(config, overrides or [])
-    outcome = run_gate(version, resolved)
+    outcome = run_gate(version, resolved, name=name)
     if as_json:
         emit_json(outcome.to_dict())
     else:
@@ -105,6 +131,7 @@ def promote(
     approved_by: NameOption = "",
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "",
     force: Annotated[bool, typer.Option("--force", help="Skip the gate check (recorded).")] = False,
+    name: ModelNameOption = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
     as_json: JsonOption = False,
@@ -114,7 +141,7 @@ def promote(
     from innflow.workflows.registry import move_alias
 
     resolved = config_module.load(config, overrides or [])
-    move = move_alias(resolved, version, to, approved_by, reason, force=force)
+    move = move_alias(resolved, version, to, approved_by, reason, force=force, name=name)
     if as_json:
         emit_json(move)
     else:

@@ -3,6 +3,13 @@ and models are read back, and the registry. Each function encodes a decision (ta
 formats, refusals); callers never import mlflow themselves and use this package's surface.
 """
 
+from innflow.tracking.candidates import (
+    check_loads,
+    logged_model,
+    model_origin,
+    pyfunc_predict,
+    signature_inputs,
+)
 from innflow.tracking.logged_models import (
     MODEL_NAME,
     TRUSTED_PREFIXES,
@@ -22,7 +29,9 @@ from innflow.tracking.lookup import current_version, schema_revision
 from innflow.tracking.monitoring import (
     MONITORING_EXPERIMENT,
     PROFILE_KEY,
+    PROFILE_TAG,
     log_series,
+    log_version_profile,
     reference_profile,
 )
 from innflow.tracking.notebooks import (
@@ -78,10 +87,12 @@ __all__ = [
     "MONITORING_EXPERIMENT",
     "NOTEBOOK_RUN_ENV",
     "PROFILE_KEY",
+    "PROFILE_TAG",
     "TRUSTED_PREFIXES",
     "LoggedModelRef",
     "adopt_training_result",
     "alias_version",
+    "check_loads",
     "connect",
     "current_version",
     "delete_alias",
@@ -102,14 +113,18 @@ __all__ = [
     "log_run_text",
     "log_series",
     "log_setup",
+    "log_version_profile",
+    "logged_model",
     "logged_models_of",
     "mlflow_uri",
+    "model_origin",
     "model_uri",
     "model_version",
     "model_version_of",
     "moves",
     "notebook_run_id",
     "probability_udf",
+    "pyfunc_predict",
     "read_config_text",
     "record_move",
     "reference_profile",
@@ -122,6 +137,7 @@ __all__ = [
     "schema_sample",
     "set_alias",
     "set_version_tags",
+    "signature_inputs",
     "spark_session",
     "store_identity",
     "top_runs",

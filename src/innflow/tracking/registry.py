@@ -35,28 +35,45 @@ def _registry_errors(what: str) -> Iterator[None]:
 
 
 def register_version(
-    name: str, run_id: str, source: str, tags: dict[str, str], description: str
+    name: str,
+    run_id: str,
+    source: str,
+    tags: dict[str, str],
+    description: str,
+    model_id: str | None = None,
+    model_description: str = "Hotel booking cancellation model (innflow)",
 ) -> tuple[Any, bool]:
-    """The model version for ``run_id``: the existing one if the run was registered
-    before (registering twice never makes a second version), else a new one.
+    """The model version for a model: the existing one if it was registered before
+    (registering twice never makes a second version), else a new one.
+
+    An innflow training run logs one model, so its run id identifies it; any other model
+    is matched by ``model_id`` (or source), as a run may log several.
     """
     from mlflow.exceptions import MlflowException
 
     client = _client()
-    with _registry_errors(f"cannot register run {run_id} as {name!r}"):
+    what = f"model {model_id}" if model_id else f"run {run_id}"
+    with _registry_errors(f"cannot register {what} as {name!r}"):
         try:
-            client.create_registered_model(
-                name, description="Hotel booking cancellation model (innflow)"
-            )
+            client.create_registered_model(name, description=model_description)
         except MlflowException as e:
             if getattr(e, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                 raise
         for version in client.search_model_versions(f"name = '{name}'"):
-            if version.run_id == run_id or version.tags.get("innflow.run_id") == run_id:
+            if model_id is not None:
+                same = (
+                    getattr(version, "model_id", None) == model_id
+                    or version.tags.get("innflow.model_id") == model_id
+                    or version.source == source
+                )
+            else:
+                same = version.run_id == run_id or version.tags.get("innflow.run_id") == run_id
+            if same:
                 return version, False
         # A tracking server accepts a logged model's URI (models:/m-...) as the source only
         # with its model_id beside it (the embedded store does not check).
-        model_id = source.removeprefix("models:/") if source.startswith("models:/m-") else None
+        if model_id is None and source.startswith("models:/m-"):
+            model_id = source.removeprefix("models:/")
         version = client.create_model_version(
             name, source, run_id=run_id, tags={**tags, "innflow.run_id": run_id},
             description=description, model_id=model_id,

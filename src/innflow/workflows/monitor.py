@@ -18,13 +18,14 @@ import pandas as pd
 from pydantic import ValidationError
 
 from innflow import data as bookings
-from innflow import tracking
+from innflow import model_inputs, tracking
 from innflow.config import Config
 from innflow.errors import ConfigError, DataValidationError, RunNotFoundError
 from innflow.monitoring import exposition, page
 from innflow.monitoring import profile as profiles
 from innflow.monitoring.check import MonitorResult, check
 from innflow.monitoring.settings import MonitoringConfig
+from innflow.workflows import challenger
 
 if TYPE_CHECKING:
     from innflow.workflows.train import Fitted, Prepared
@@ -190,7 +191,10 @@ def monitor(
     check_writable(html_file, prom_file)
     tracking.connect(config.tracking.uri)
     profile, described = load_profile(model_uri)
-    columns = list(described["metadata"].get("innflow_input_columns") or profile.features)
+    ours = described["metadata"].get("innflow_input_columns")
+    # A model innflow did not train: the booking columns its signature takes.
+    signature = model_inputs.raw_columns(tracking.signature_inputs(described) or [])
+    columns = list(ours or signature or profile.features)
     version = described.get("version")
     observed = (
         read_batch(batch, columns, since)
@@ -198,9 +202,11 @@ def monitor(
         else read_log(log, columns, since, version)  # type: ignore[arg-type]
     )
     scores = observed.scores
-    if scores is None:
+    if scores is None and ours:
         pipeline, _ = tracking.load_for_serving(described["resolved_uri"])
         scores = pipeline.predict_proba(observed.inputs[columns])[:, 1]
+    elif scores is None:
+        scores = challenger.scores(described["resolved_uri"], described, observed.inputs)
     started = time.perf_counter()
     result = check(profile, observed.inputs, scores, thresholds, observed.labels, observed.log)
     seconds = time.perf_counter() - started

@@ -13,20 +13,21 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from innflow import gate, tracking
+from innflow import gate, model_inputs, tracking
 from innflow.config import Config
-from innflow.errors import ConfigError, GateFailed, RunNotFoundError
+from innflow.errors import ConfigError, GateFailed, IncompatibleModelError, RunNotFoundError
+from innflow.workflows import challenger
+from innflow.workflows.challenger import KEY_METRICS
 from innflow.workflows.train import Prepared, prepare
 
 ALIASES = ("staging", "production")
-KEY_METRICS = ("test_roc_auc", "test_pr_auc", "test_brier", "test_ece", "test_cost_saving")
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def register(run_id: str, config: Config) -> tuple[str, bool]:
+def register(run_id: str, config: Config, name: str | None = None) -> tuple[str, bool]:
     """Register a training run's model; returns (version, created)."""
     tracking.connect(config.tracking.uri)
     run = tracking.get_run(run_id)
@@ -38,6 +39,8 @@ def register(run_id: str, config: Config) -> tuple[str, bool]:
             "innflow.data_sha256": t.get("innflow.data_sha256", ""),
             "innflow.git_commit": t.get("innflow.git_commit", ""),
             "innflow.model_kind": t.get("innflow.model_kind", ""),
+            "innflow.origin": "innflow training",
+            "innflow.task": "cancellation",
             "innflow.gate": "pending",
         }
     )
@@ -47,9 +50,83 @@ def register(run_id: str, config: Config) -> tuple[str, bool]:
         f"code {t.get('innflow.git_commit', '')[:12]}"
     )
     version, created = tracking.register_version(
-        config.registry.model_name, run_id, uri, tags, description
+        name or config.registry.model_name, run_id, uri, tags, description
     )
     return str(version.version), created
+
+
+@dataclass
+class Registered:
+    """What `innflow register` did with a logged model."""
+
+    name: str
+    version: str
+    created: bool
+    model_uri: str
+    run_id: str
+    origin: str
+    flavor: str
+    task: str
+    notes: list[str]
+
+    def to_dict(self) -> dict:
+        """JSON form (``model`` repeats ``name``, as `register --json` always printed it)."""
+        return {
+            "name": self.name, "model": self.name, "version": self.version,
+            "created": self.created, "model_uri": self.model_uri, "run_id": self.run_id,
+            "origin": self.origin, "flavor": self.flavor, "task": self.task,
+            "notes": self.notes,
+        }  # fmt: skip
+
+
+def register_model(
+    ref: str, config: Config, name: str | None = None, pick: str | None = None
+) -> Registered:
+    """Register any logged model: an innflow training run as always; another model (a
+    notebook's, a script's) into the cancellation model when it takes booking columns
+    (see innflow.model_inputs), else only under its own ``name``.
+
+    Nothing is registered unless the model resolves, is of the right task and loads.
+    """
+    tracking.connect(config.tracking.uri)
+    chosen = challenger.choose(ref, pick)
+    ours = config.registry.model_name
+    if isinstance(chosen, str):
+        version, created = register(chosen, config, name)
+        uri = tracking.model_uri(tracking.get_run(chosen))
+        return Registered(name or ours, version, created, uri, chosen, "innflow training",
+                          "sklearn", "cancellation", [])  # fmt: skip
+    described = tracking.describe_model(chosen.uri)
+    inputs = tracking.signature_inputs(described)
+    task = model_inputs.task_of(inputs)
+    target = name or ours
+    if task != "cancellation" and target == ours:
+        raise IncompatibleModelError(
+            challenger.not_cancellation(chosen.uri, task, inputs)
+            + f"; register it under its own name with --name NAME (not {ours!r})"
+        )
+    tracking.check_loads(chosen.uri)
+    run = tracking.get_run(chosen.run_id)
+    tags = challenger.version_tags(chosen, run, task, inputs)
+    description = (
+        f"{tags['innflow.flavor']} model {chosen.name!r} logged in {tags['innflow.origin']} "
+        f"{chosen.run_id} ({chosen.run_name!r}); registered with innflow, not trained by it"
+    )
+    about = (
+        "Hotel booking cancellation model (innflow)"
+        if target == ours
+        else f"Registered with innflow from run {chosen.run_id}"
+    )
+    version, created = tracking.register_version(
+        target, chosen.run_id, chosen.uri, tags, description, chosen.model_id, about
+    )
+    notes = []
+    if inputs is None:
+        notes.append("no signature: serve, gate and monitor need one (log with input_example)")
+    elif task != "cancellation":
+        notes.append("not a cancellation model: gate and monitor do not apply to it")
+    return Registered(target, str(version.version), created, chosen.uri, chosen.run_id,
+                      tags["innflow.origin"], tags["innflow.flavor"], task, notes)  # fmt: skip
 
 
 @dataclass
@@ -73,38 +150,49 @@ class GateOutcome:
         }
 
 
+def _probabilities(prepared: Prepared, uri: str) -> tuple[np.ndarray, dict]:
+    """Test-window p(cancel) of a model and its description: innflow's own through the
+    Pipeline's raw columns, any other through its pyfunc and signature.
+    """
+    described = tracking.describe_model(uri)
+    if described["metadata"].get("innflow_input_columns"):
+        model = tracking.load_pyfunc(uri)
+        proba = np.asarray(model.predict(prepared.features("test")), dtype="float64")
+        return (proba[:, 1] if proba.ndim == 2 else proba), described
+    return challenger.scores(uri, described, prepared.split.test), described
+
+
 def _window_metrics(
-    config: Config, prepared: Prepared, model_uri: str, threshold: float
+    config: Config, prepared: Prepared, proba: np.ndarray, threshold: float
 ) -> tuple[dict[str, float], pd.DataFrame]:
-    model = tracking.load_pyfunc(model_uri)
     raw = prepared.split.test
-    proba = np.asarray(model.predict(prepared.features("test")), dtype="float64")
-    proba = proba[:, 1] if proba.ndim == 2 else proba
     return gate.window_metrics(raw, prepared.labels("test"), proba, threshold, config.evaluation)
 
 
 def _threshold(version) -> float:
+    """The run's ``threshold`` metric (innflow's trainer logs the tuned one), else 0.5."""
     run = tracking.get_run(version.run_id)
     return float(run.data.metrics.get("threshold", 0.5))
 
 
-def run_gate(version: str, config: Config, prepared: Prepared | None = None) -> GateOutcome:
+def run_gate(
+    version: str, config: Config, prepared: Prepared | None = None, name: str | None = None
+) -> GateOutcome:
     """Evaluate candidate and champion on the same current test window; record the result
-    as tags on the version and a report on the candidate's run.
+    as tags on the version and a report on the candidate's run. A model innflow did not
+    train gets the reference profile monitoring needs, once.
     """
     tracking.connect(config.tracking.uri)
-    name = config.registry.model_name
+    name = name or config.registry.model_name
     candidate = tracking.model_version(name, version)
     prepared = prepared or prepare(config)
-    ours, slices = _window_metrics(
-        config, prepared, f"models:/{name}/{version}", _threshold(candidate)
-    )
+    proba, described = _probabilities(prepared, f"models:/{name}/{version}")
+    ours, slices = _window_metrics(config, prepared, proba, _threshold(candidate))
     champion = tracking.alias_version(name, "production")
     theirs = None
     if champion is not None and str(champion.version) != str(version):
-        theirs, _ = _window_metrics(
-            config, prepared, f"models:/{name}/{champion.version}", _threshold(champion)
-        )
+        champion_proba, _ = _probabilities(prepared, f"models:/{name}/{champion.version}")
+        theirs, _ = _window_metrics(config, prepared, champion_proba, _threshold(champion))
     decision = gate.decide(ours, slices, theirs, config.registry.gate)
     champion_version = str(champion.version) if champion is not None and theirs else None
     outcome = GateOutcome(str(version), champion_version, decision, ours, theirs)
@@ -112,6 +200,11 @@ def run_gate(version: str, config: Config, prepared: Prepared | None = None) -> 
     tracking.log_run_text(
         candidate.run_id, json.dumps(report, indent=2), f"gate/report-v{version}.json"
     )
+    if tracking.PROFILE_KEY not in described["metadata"] and (
+        tracking.PROFILE_TAG not in candidate.tags
+    ):
+        profile = challenger.reference(prepared, described, proba)
+        tracking.log_version_profile(name, str(version), candidate.run_id, profile)
     tracking.set_version_tags(
         name, version,
         {"innflow.gate": "passed" if decision.passed else "failed",
@@ -129,14 +222,17 @@ def move_alias(
     why: str,
     force: bool = False,
     kind: str = "promote",
+    name: str | None = None,
 ) -> dict[str, str]:
-    """Point ``alias`` at ``version`` after the checks, and record the move."""
+    """Point ``alias`` at ``version`` of ``name`` (default: the cancellation model) after
+    the checks, and record the move.
+    """
     if alias not in ALIASES:
         raise ConfigError(f"unknown alias {alias!r}: use one of {', '.join(ALIASES)}")
     if not who.strip():
         raise ConfigError("an approval needs a name (--approved-by)")
     tracking.connect(config.tracking.uri)
-    name = config.registry.model_name
+    name = name or config.registry.model_name
     target = tracking.model_version(name, version)
     status = target.tags.get("innflow.gate", "pending")
     if status != "passed" and not force:
