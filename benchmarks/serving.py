@@ -28,7 +28,12 @@ also times one fixed piece of the servers' work (orjson parsing the split body) 
 after: compare figures across runs only with similar probes, and always against the
 MLflow server of the same run.
 
-Run: uv run python benchmarks/serving.py [--requests 300] [--seconds 5]
+The general path (models innflow did not train, served through mlflow.pyfunc) is measured
+beside `mlflow models serve` on the same notebook-style model (tests/user_models.py's
+raw-column scikit-learn Pipeline): one row p50 and batches of 1,000 rows. `--general-only`
+runs just that part (no training of innflow's model, ~1 minute).
+
+Run: uv run python benchmarks/serving.py [--requests 300] [--seconds 5] [--general-only]
 """
 
 from __future__ import annotations
@@ -291,11 +296,87 @@ def _predictor(port: int) -> str:
         return "pyfunc"
 
 
+def _one_row_p50(url: str, rows: list[dict], n_requests: int, seconds: float) -> float:
+    """One row per request, sequential: p50 ms (wrk on one connection when installed)."""
+    if shutil.which("wrk"):
+        return _run_wrk(url, ONE_BOOKING_SCRIPT % ", ".join(
+            json.dumps(json.dumps({"dataframe_records": [r]})) for r in rows[:200]
+        ), seconds)[1]  # fmt: skip
+    session, latencies = requests.Session(), []
+    for i in range(n_requests):
+        started = time.perf_counter()
+        _post(session, url, [rows[i % len(rows)]])
+        latencies.append(time.perf_counter() - started)
+    return 1000 * float(np.percentile(latencies, 50))
+
+
+def general_path(env: dict, n_requests: int, seconds: float) -> Table:
+    """The general path of innflow serve vs `mlflow models serve` on one notebook model."""
+    import mlflow
+
+    sys.path.insert(0, str(ROOT))
+    from tests import user_models
+
+    bookings = pd.read_parquet(ROOT / "data" / "hotel_bookings.parquet")
+    run_id = user_models.raw_pipeline(bookings)
+    version = mlflow.register_model(f"runs:/{run_id}/model", "notebook-model")
+    mlflow.MlflowClient().set_registered_model_alias("notebook-model", "production",
+                                                     version.version)  # fmt: skip
+    uri = "models:/notebook-model@production"
+    columns = user_models.NUMERIC + user_models.CATEGORICAL
+    test = bookings[columns].iloc[-5000:].reset_index(drop=True)
+    rows = json.loads(test.to_json(orient="records"))
+    bodies = {k: v for k, v in _batch_bodies(test).items() if k != "arrow"}
+    expected = mlflow.pyfunc.load_model(uri).predict(test.iloc[:1000])
+    bin_dir = str(Path(sys.executable).parent)
+    servers = {
+        "mlflow models serve": lambda p: [
+            f"{bin_dir}/mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
+            "-p", str(p), "-h", "127.0.0.1",
+        ],
+        "innflow serve (general path)": lambda p: [
+            f"{bin_dir}/innflow", "serve", "--model-uri", uri, "--port", str(p)],
+    }  # fmt: skip
+    table = Table(title="general path: the same notebook-style model (raw-column sklearn "
+                        "Pipeline, 30 trees), same client")  # fmt: skip
+    for title in ("server", "1 row p50 ms", "1,000 rows records rows/s",
+                  "1,000 rows split rows/s", "max |diff| vs pyfunc", "predictor"):  # fmt: skip
+        table.add_column(title, justify="left" if title == "server" else "right")
+    client = "wrk" if shutil.which("wrk") else "python"
+    for name, command in servers.items():
+        port = _free_port()
+        process, _ = _start(command(port), env, port)
+        try:
+            url = f"http://127.0.0.1:{port}/invocations"
+            p50 = _one_row_p50(url, rows, n_requests, seconds)
+            batches = _batches(url, bodies, seconds)
+            got = _post(requests.Session(), url, rows[:1000])
+            table.add_row(
+                name, f"{p50:.1f}",
+                *[f"{batches[form][client]:,.0f}" for form in ("records", "split")],
+                f"{float(np.abs(got - expected).max()):.1e}", _predictor(port),
+            )  # fmt: skip
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--general-only", action="store_true",
+                        help="only the general path against mlflow models serve")  # fmt: skip
     args = parser.parse_args()
+    if args.general_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
+            os.chdir(tmp)
+            bin_dir = str(Path(sys.executable).parent)
+            env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+            Console(width=150).print(general_path(env, args.requests, args.seconds))
+        return
     from innflow import config
     from innflow.workflows.registry import move_alias, register
     from innflow.workflows.serve import load
@@ -369,6 +450,7 @@ def main() -> None:
                        capture_output=True, check=True)  # fmt: skip
         pinned_wall, pinned_scored = _score(bin_dir, env, data, f"{tmp}/pinned.parquet", pinned)
         pinned_inner = pinned_scored["seconds"]
+        general = general_path(env, args.requests, args.seconds)
     probe_after = _machine_probe(bodies["split"][0])
     busy = " / ".join(f"{x:.1f}" for x in os.getloadavg())  # 1, 5, 15 min: the machine is shared
     table = Table(title=f"serving: same model, same client, 127.0.0.1, 2 cores, load {busy}")
@@ -400,6 +482,7 @@ def main() -> None:
         ]
         batch.add_row(name, *cells)
     console.print(batch)
+    console.print(general)
     console.print(
         "1 row and 8 clients: "
         + ("wrk (1 connection; 2 threads, 8 connections)" if shutil.which("wrk")

@@ -115,6 +115,9 @@ def test_serve_answers_as_mlflow_pyfunc_does(here, name) -> None:
     assert health["predictors"]["main"]["path"] == "general"
     assert client.get("/metadata").json()["predictors"]["main"]["state"] == "general"
     assert 'state="general"' in client.get("/metrics").text
+    record = client.get("/openapi.json").json()["paths"]["/invocations"]["post"]["requestBody"]
+    items = record["content"]["application/json"]["schema"]["properties"]["instances"]["items"]
+    assert list(items["properties"]) == model.columns
 
 
 @pytest.mark.parametrize("name", list(KINDS))
@@ -265,7 +268,10 @@ def test_a_failing_reload_says_so_on_stderr_and_the_old_version_serves(here, cap
         assert answer.status_code == 409
     lines = [line for line in capsys.readouterr().err.splitlines() if "reload" in line]
     assert len(lines) == 2
-    assert lines[0].startswith("innflow serve: reload failed, still serving production v1")
+    assert lines[0].startswith(
+        f"innflow serve: reload failed, still serving production v1 (not production "
+        f"v{broken.version}): "
+    )
     example = _records(bookings[user_models.NUMERIC + user_models.CATEGORICAL].head(2))
     response = http.post("/invocations", json={"dataframe_records": example})
     assert response.status_code == 200 and response.headers["X-Model-Version"] == first

@@ -138,6 +138,7 @@ def create_app(
             if source is None:
                 raise RuntimeError("this service was started without a model source")
             wanted = source.versions()
+            outcome["wanted"] = wanted
             now = {v.name: v.model.version for v in app.state.router.variants}
             if wanted == now and not unconfirmed():
                 outcome.update(outcome="unchanged", versions=now)
@@ -158,8 +159,9 @@ def create_app(
         status["last_reload"] = outcome
         if outcome["outcome"] in ("refused", "failed"):
             serving = ", ".join(f"{v.name} v{v.model.version}" for v in app.state.router.variants)
-            tell(f"innflow serve: reload {outcome['outcome']}, still serving {serving}: "
-                 f"{outcome['error']}")  # fmt: skip
+            wanted = ", ".join(f"{k} v{v}" for k, v in outcome.get("wanted", {}).items())
+            tell(f"innflow serve: reload {outcome['outcome']}, still serving {serving}"
+                 f"{f' (not {wanted})' if wanted else ''}: {outcome['error']}")  # fmt: skip
         return outcome
 
     log = (
@@ -437,13 +439,17 @@ def create_app(
         document = get_openapi(
             title=app.title, version=app.version, routes=app.routes, description=app.description
         )
-        columns = app.state.router.live[0].model.columns
+        primary = app.state.router.live[0].model
+        record = (
+            primary.general.schema.json_schema(parsing.IGNORED_FIELDS)
+            if primary.general is not None else None
+        )  # fmt: skip
         for path, response in (
             ("/invocations", parsing.INVOCATIONS_RESPONSE),
             ("/predict", parsing.PREDICT_RESPONSE),
         ):
             operation = document["paths"][path]["post"]
-            operation["requestBody"] = parsing.request_body(columns)
+            operation["requestBody"] = parsing.request_body(primary.columns, record)
             operation["responses"]["200"]["content"]["application/json"]["schema"] = response
         return document
 

@@ -56,15 +56,20 @@ def booking_schema(columns: list[str]) -> dict[str, Any]:
             field["enum"] = list(data.MONTHS)
         properties[name] = field
     return {"type": "object", "required": list(columns), "properties": properties,
-            "additionalProperties": False}  # fmt: skip
+            "description": IGNORED_FIELDS}  # fmt: skip
 
 
-def request_body(columns: list[str]) -> dict[str, Any]:
+IGNORED_FIELDS = ("other booking columns (and another variant's) are accepted and ignored, "
+                  "named in the X-Ignored-Columns header; any other field is refused")  # fmt: skip
+
+
+def request_body(columns: list[str], record: dict[str, Any] | None = None) -> dict[str, Any]:
     """The scoring request in the OpenAPI document, records typed by the served model's
     input columns (the routes read the body themselves: one parser for JSON and CSV, and
-    errors that name row and field).
+    errors that name row and field); ``record``: one record's schema when the model is
+    not innflow's (from its signature), else a booking's.
     """
-    records = {"type": "array", "items": booking_schema(columns),
+    records = {"type": "array", "items": record or booking_schema(columns),
                "description": "one object a booking"}  # fmt: skip
     split = {
         "type": "object",

@@ -68,6 +68,22 @@ class InputSchema:
         """Every input column, required or optional."""
         return [c.name for c in self.columns]
 
+    def json_schema(self, description: str = "") -> dict[str, Any]:
+        """One record in JSON Schema (the OpenAPI document of a general model)."""
+        types = {"long": "integer", "integer": "integer", "double": "number", "float": "number",
+                 "string": "string", "boolean": "boolean"}  # fmt: skip
+        properties: dict[str, Any] = {}
+        for c in self.columns:
+            field: dict[str, Any] = (
+                {"type": "string", "format": "date-time"} if c.type == "datetime"
+                else {"type": types[c.type]}
+            )  # fmt: skip
+            if c.type not in ("long", "integer"):  # those hold no nulls
+                field["type"] = [field["type"], "null"]
+            properties[c.name] = field
+        return {"type": "object", "properties": properties, "description": description,
+                "required": [c.name for c in self.columns if c.required]}  # fmt: skip
+
     def missing(self, present: Iterable[str]) -> list[str]:
         """Required columns not in ``present``."""
         given = set(present)
