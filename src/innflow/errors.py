@@ -36,6 +36,10 @@ class TrackingError(InnflowError):
     """The tracking store refused or could not be reached."""
 
 
+class NotReproducible(InnflowError):
+    """A run innflow cannot re-execute: not FINISHED, or not a training or notebook run."""
+
+
 class ReproductionMismatch(InnflowError):
     """A re-executed run did not give bit-identical results."""
 

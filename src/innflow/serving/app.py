@@ -159,9 +159,9 @@ def create_app(
         status["last_reload"] = outcome
         if outcome["outcome"] in ("refused", "failed"):
             serving = ", ".join(f"{v.name} v{v.model.version}" for v in app.state.router.variants)
-            wanted = ", ".join(f"{k} v{v}" for k, v in outcome.get("wanted", {}).items())
+            moved = ", ".join(f"{k} v{v}" for k, v in outcome.get("wanted", {}).items())
             tell(f"innflow serve: reload {outcome['outcome']}, still serving {serving}"
-                 f"{f' (not {wanted})' if wanted else ''}: {outcome['error']}")  # fmt: skip
+                 f"{f' (not {moved})' if moved else ''}: {outcome['error']}")  # fmt: skip
         return outcome
 
     log = (

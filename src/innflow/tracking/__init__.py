@@ -37,6 +37,7 @@ from innflow.tracking.monitoring import (
 from innflow.tracking.notebooks import (
     NOTEBOOK_RUN_ENV,
     adopt_training_result,
+    end_open_runs,
     kernel_environment,
     notebook_run_id,
 )
@@ -54,6 +55,7 @@ from innflow.tracking.registry import (
     set_version_tags,
     versions,
 )
+from innflow.tracking.replay import Replayable, replayable
 from innflow.tracking.runs import (
     CONFIG_ARTIFACT,
     download_artifact,
@@ -90,6 +92,7 @@ __all__ = [
     "PROFILE_TAG",
     "TRUSTED_PREFIXES",
     "LoggedModelRef",
+    "Replayable",
     "adopt_training_result",
     "alias_version",
     "check_loads",
@@ -98,6 +101,7 @@ __all__ = [
     "delete_alias",
     "describe_model",
     "download_artifact",
+    "end_open_runs",
     "find_finished_run",
     "get_run",
     "is_registry_uri",
@@ -129,6 +133,7 @@ __all__ = [
     "record_move",
     "reference_profile",
     "register_version",
+    "replayable",
     "resolve_store",
     "run",
     "run_tree",
