@@ -236,6 +236,20 @@ def test_bad_input_is_a_400_naming_field_and_row(served, mutate, field, problem)
     assert client.get("/health").status_code == 200
 
 
+def test_a_whole_booking_record_is_answered_its_unused_columns_ignored(served) -> None:
+    """A record of the bookings file (every column, the label too) is scored; the columns
+    the model does not take are named in a header, as MLflow's server ignores them.
+    """
+    client, model, bookings, _ = served
+    raw = pd.read_parquet(SAMPLE).head(3)
+    response = client.post("/invocations", json={"dataframe_records": _records(raw)})
+    assert response.status_code == 200, response.text
+    ignored = set(response.headers["X-Ignored-Columns"].split(","))
+    assert ignored == set(raw.columns) - set(model.columns) and "is_canceled" in ignored
+    only = client.post("/invocations", json={"dataframe_records": _records(bookings.head(3))})
+    assert only.status_code == 200 and "X-Ignored-Columns" not in only.headers
+
+
 def test_unseen_category_and_nullable_fields_are_valid(served) -> None:
     client, _, bookings, _ = served
     records = _records(bookings.head(2))
