@@ -128,3 +128,21 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def output_sha256(output: object) -> str:
+    """sha256 of any model output, deterministic: numbers as float64 little-endian bytes
+    with their shape (and a frame's column names), anything else as its text.
+    """
+    import pandas as pd
+
+    digest = hashlib.sha256()
+    if isinstance(output, pd.DataFrame):
+        digest.update(repr(list(output.columns)).encode())
+    array = np.asarray(output)
+    digest.update(repr(array.shape).encode())
+    if array.dtype.kind in "biuf":
+        digest.update(np.ascontiguousarray(array, dtype="<f8").tobytes())
+    else:
+        digest.update(repr(array.tolist()).encode())
+    return digest.hexdigest()

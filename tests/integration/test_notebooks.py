@@ -45,6 +45,32 @@ print("never reached")
 """
 
 
+READS_DATA = """# %%
+import pickle
+
+import mlflow
+import pandas as pd
+
+# %% tags=["parameters"]
+scale = 2
+
+# %%
+rates = pd.read_csv("inputs/rates.csv")
+with open("scaler.pkl", "wb") as f:
+    pickle.dump(scale, f)
+with open("scaler.pkl", "rb") as f:
+    scale = pickle.load(f)
+mlflow.log_metric("mean_rate", float(rates["rate"].mean()) * scale)
+
+# %%
+print("mean rate", rates["rate"].mean())
+"""
+
+ONLY_PRINTS = """# %%
+print("hello")
+"""
+
+
 def _runs(kind: str) -> list:
     import mlflow
 
@@ -194,3 +220,66 @@ def test_train_notebook_is_tracked_and_reproduced(workdir, cli) -> None:
     assert checks["data sha256"]["same"] is False
     assert checks["test predictions sha256"]["same"] is False
     assert "not reproduced" in changed.stderr and "Traceback" not in changed.stderr
+
+
+def test_a_notebook_run_records_the_data_it_read_its_environment_and_last_output(
+    workdir, cli
+) -> None:
+    (workdir.path / "inputs").mkdir()
+    (workdir.path / "inputs" / "rates.csv").write_text("rate\n1.5\n2.5\n")
+    notebook = workdir.path / "reads.py"
+    notebook.write_text(READS_DATA)
+    result = cli("notebook", "run", str(notebook), "--json")
+    assert result.code == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    # found by the kernel's watch on open(): no parameter names it; the pickle it wrote
+    # and read back is not input data
+    assert [f["path"] for f in outcome["data_files"]] == ["inputs/rates.csv"]
+    expected = hashlib.sha256(b"rate\n1.5\n2.5\n").hexdigest()
+    assert outcome["data_files"][0]["sha256"] == expected
+    assert outcome["output"] == "mean rate 2.0"
+    assert "mean rate 2.0" in result.stderr  # the summary shows the notebook's last print
+    import mlflow
+
+    run = mlflow.get_run(outcome["run_id"])
+    assert run.data.tags["innflow.data_sha256"] == expected
+    assert run.data.tags["innflow.data_path"] == "inputs/rates.csv"
+    assert _artifacts(run.info.run_id, "environment") == {
+        "environment/installed.txt", "environment/uv.lock",
+    }  # fmt: skip
+    assert _artifacts(run.info.run_id, "data") == {"data/files.json"}
+    assert run.data.metrics == {"mean_rate": 4.0}
+
+
+def test_reproduce_refuses_what_it_cannot_re_execute_and_stores_nothing(workdir, cli) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(workdir.store)  # a script of the user's, on this store
+    mlflow.set_experiment("script")
+    with mlflow.start_run(run_name="by a script") as plain:
+        mlflow.log_metric("x", 1.0)
+    failing = workdir.path / "failing.py"
+    failing.write_text(FAILING)
+    assert cli("notebook", "run", str(failing)).code == 1
+    (failed,) = _runs("notebook")
+    before = len(mlflow.search_runs(search_all_experiments=True))
+    cases = [
+        (plain.info.run_id, "cannot be reproduced: it is not an innflow run"),
+        (failed.info.run_id, "is FAILED: only a FINISHED run can be reproduced"),
+        ("0123456789abcdef0123456789abcdef", "no run with id"),
+    ]
+    for run_id, message in cases:
+        result = cli("reproduce", run_id)
+        assert result.code == 2, result.stderr
+        assert message in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
+    assert len(mlflow.search_runs(search_all_experiments=True)) == before
+
+
+def test_a_notebook_that_records_nothing_is_not_called_reproduced(workdir, cli) -> None:
+    notebook = workdir.path / "prints.py"
+    notebook.write_text(ONLY_PRINTS)
+    run_id = json.loads(cli("notebook", "run", str(notebook), "--json").stdout)["run_id"]
+    result = cli("reproduce", run_id)
+    assert result.code == 1
+    assert "recorded nothing a re-execution could be compared with" in result.stderr
+    assert "bit-identical" not in result.stderr

@@ -41,12 +41,20 @@ def run(
             notebook, values, threads,
             on_cell=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
+    if outcome.output:
+        err.print(f"[dim]{notebook.name}, last printed output:[/]")
+        err.print(outcome.output, markup=False, highlight=False)
     if as_json:
         emit_json(outcome.to_dict())
         return
-    if "test_roc_auc" in outcome.metrics:
+    if outcome.train_run_id and "val_roc_auc" in outcome.metrics:
         out.print(metrics_table(outcome.metrics, f"{notebook.name}: its last training"))
+    elif outcome.metrics:
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(outcome.metrics.items()))
+        out.print(f"metrics       {shown}", markup=False, highlight=False)
     out.print(f"run_id        {outcome.run_id}")
     out.print(f"train_run_id  {outcome.train_run_id or '-'}")
     out.print(f"parameters    {outcome.parameters}")
+    for file in outcome.data_files:
+        out.print(f"data          {file['path']} (sha256 {file['sha256'][:16]}...)")
     out.print(f"store         {outcome.tracking_uri}")

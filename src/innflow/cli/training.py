@@ -220,7 +220,7 @@ def reproduce(
     if as_json:
         emit_json(report.to_dict())
     else:
-        shown = [c for c in report.checks if not c.same or c.name.endswith("predictions sha256")]
+        shown = [c for c in report.checks if not c.same or c.kind in ("predictions", "data")]
         table = Table(title=f"reproduce {run_id} -> {report.new_run_id}")
         for column in ("check", "original", "now", ""):
             table.add_column(column, overflow="fold")
@@ -234,7 +234,8 @@ def reproduce(
         out.print(table)
         same = sum(c.same for c in report.checks)
         out.print(f"{same}/{len(report.checks)} checks identical")
+        for note in report.notes:
+            err.print(f"[yellow]not compared:[/] {note}", highlight=False)
     if not report.identical:
-        decisive = [c.name for c in report.differences() if c.decisive]
-        raise ReproductionMismatch(f"not reproduced: {', '.join(decisive)} differ")
-    err.print("[green]reproduced: every metric and prediction is bit-identical[/]")
+        raise ReproductionMismatch(report.mismatch())
+    err.print(f"[green]reproduced, bit-identical: {report.verdict()}[/]", highlight=False)

@@ -1,11 +1,11 @@
 """How a notebook run and the runs its kernel opens fit together.
 
-`innflow notebook run` opens one run and hands its id to the kernel in two variables:
-``MLFLOW_RUN_ID``, so plain ``mlflow.log_*`` calls in cells land in the notebook run (MLflow
-resumes that run on first use and then deletes the variable), and ``INNFLOW_NOTEBOOK_RUN_ID``,
-which stays, so every `innflow` training in the kernel becomes a child of the notebook run.
-Afterwards the notebook run adopts the result of its last training (metrics, prediction
-hash, model) so that `reproduce` can compare notebook runs exactly like training runs.
+`innflow notebook run` opens one run and starts the kernel with `innflow.tracking.kernel`,
+which makes that run the root of every run the notebook starts (see that module). The run
+id reaches the kernel in ``INNFLOW_NOTEBOOK_RUN_ID``, which also makes every `innflow`
+training in the kernel a child of the notebook run. Afterwards the notebook run adopts the
+result of its last training (metrics, prediction hash, model) so that `reproduce` can
+compare notebook runs exactly like training runs, and runs the notebook left open end.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import os
 NOTEBOOK_RUN_ENV = "INNFLOW_NOTEBOOK_RUN_ID"
 
 # Result tags of a training run that the notebook run carries as its own.
+# (Not the data tags: the notebook run fingerprints every file its kernel read itself.)
 ADOPTED_TAGS = (
-    "innflow.predictions_sha256", "innflow.data_sha256", "innflow.data_path",
-    "innflow.config_sha256", "innflow.model_kind", "innflow.threshold",
+    "innflow.predictions_sha256", "innflow.config_sha256", "innflow.model_kind",
+    "innflow.threshold",
 )  # fmt: skip
 
 
@@ -30,11 +31,22 @@ def kernel_environment(run_id: str) -> dict[str, str]:
     """Variables a notebook's kernel needs to log into (and under) run ``run_id``."""
     import mlflow
 
-    return {
-        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
-        "MLFLOW_RUN_ID": run_id,
-        NOTEBOOK_RUN_ENV: run_id,
-    }
+    return {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), NOTEBOOK_RUN_ENV: run_id}
+
+
+def end_open_runs(notebook_run_id: str, status: str) -> int:
+    """End with ``status`` the runs under the notebook run that its kernel left RUNNING
+    (a ``start_run()`` never ended); return how many.
+    """
+    from mlflow import MlflowClient
+
+    from innflow.tracking.logged_models import run_tree
+
+    client = MlflowClient()
+    left = [r for r in run_tree(notebook_run_id)[1:] if r.info.status == "RUNNING"]
+    for child in left:
+        client.set_terminated(child.info.run_id, status)
+    return len(left)
 
 
 def resume_notebook_run(parent_run_id: str) -> None:

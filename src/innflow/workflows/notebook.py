@@ -3,8 +3,12 @@
 The notebook (jupytext percent `.py` or `.ipynb`) runs with papermill in a kernel of this
 very interpreter, so it sees the locked environment. The run records the parameters, the
 notebook as given (`notebook/source.ipynb`), the executed notebook and its HTML, the
-notebook's sha256, the code state and the machine; trainings done in the kernel become its
-child runs and the run adopts the last one's result, which is what `reproduce` compares.
+notebook's sha256, the code state (commit, `code/uncommitted.diff`), the environment
+(`environment/uv.lock`, `environment/installed.txt`), the machine, and the sha256, size and
+path of every data file the kernel read (`data/files.json`, tags ``innflow.data_*``).
+Every run the notebook starts, innflow trainings included, is a child of its run (see
+tracking/kernel.py); the run adopts the last training's result. The printed output of the
+last cells comes back in the outcome, for the terminal.
 """
 
 from __future__ import annotations
@@ -25,14 +29,16 @@ from typing import Any
 
 import yaml
 
-from innflow import provenance, tracking
+from innflow import lineage, provenance, tracking
 from innflow.config import TrackingConfig
 from innflow.errors import ConfigError, NotebookFailed, RunNotFoundError
 
 KERNEL = "innflow-python"
 SOURCE_ARTIFACT = "notebook/source.ipynb"
 PARAMETERS_ARTIFACT = "notebook/parameters.json"
+DATA_FILES_ARTIFACT = "data/files.json"
 DEFAULT_EXPERIMENT = TrackingConfig().experiment
+OUTPUT_LINES = 20  # of the last cells' printed output, shown after the run
 
 CellDone = Callable[[int, int], None]  # (cells executed, cells in total)
 
@@ -82,6 +88,8 @@ class NotebookOutcome:
     train_run_id: str | None
     predictions_sha256: str | None
     metrics: dict[str, float]
+    data_files: list[dict[str, Any]]
+    output: str  # the last cells' printed text, up to OUTPUT_LINES lines
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for `--json`."""
@@ -138,22 +146,38 @@ def run_notebook(
         }
         (folder / "parameters.json").write_text(json.dumps(parameters, indent=2, sort_keys=True))
         label = Path(tags["innflow.notebook_path"])  # reproduce runs a logged copy of it
-        with tracking.run(experiment, f"notebook {label.stem}", tags) as active:
+        _write_environment(Path(tmp), code)
+        with (
+            tracking.run(experiment, f"notebook {label.stem}", tags) as active,
+            tempfile.TemporaryDirectory(prefix="innflow-kernel-") as kernel_dir,
+        ):
             run_id = active.info.run_id
             tracking.log_params(effective)
-            kernel_env = {**tracking.kernel_environment(run_id), "INNFLOW_THREADS": str(threads)}
+            reads = Path(kernel_dir) / "reads.tsv"
+            kernel_env = {
+                **tracking.kernel_environment(run_id),
+                "INNFLOW_THREADS": str(threads),
+                lineage.READS_ENV: str(reads),
+            }
             executed = folder / "executed.ipynb"
             failure: tuple[str, Exception] | None = None
             try:
-                _execute(source, executed, parameters, kernel_env, on_cell)
+                _execute(source, executed, parameters, kernel_env, on_cell, Path(kernel_dir))
             except papermill.PapermillExecutionError as e:
                 failure = (_describe(label, e), e)
             except DeadKernelError as e:
                 failure = (f"notebook {label}: the kernel died ({e})", e)
+            output = ""
             if executed.exists():
                 (folder / "executed.html").write_text(_html(executed))
+                output = last_output(executed)
+            tracking.end_open_runs(run_id, "FAILED" if failure else "FINISHED")
             train_run_id = tracking.adopt_training_result(run_id)
-            tracking.log_results({}, {}, Path(tmp))
+            files = _data_files(reads, effective, run_id)
+            data_tags = _data_tags(files)
+            (Path(tmp) / DATA_FILES_ARTIFACT).parent.mkdir(exist_ok=True)
+            (Path(tmp) / DATA_FILES_ARTIFACT).write_text(lineage.to_json(files))
+            tracking.log_results({}, data_tags, Path(tmp))
             if failure is not None:
                 raise NotebookFailed(failure[0]) from failure[1]
             recorded = tracking.get_run(run_id)
@@ -166,7 +190,67 @@ def run_notebook(
         train_run_id=train_run_id,
         predictions_sha256=recorded.data.tags.get("innflow.predictions_sha256"),
         metrics=dict(recorded.data.metrics),
+        data_files=[asdict(f) for f in files],
+        output=output,
     )
+
+
+def _write_environment(folder: Path, code: provenance.CodeState) -> None:
+    """The artifacts a training run records about its environment and code, as files."""
+    (folder / "environment").mkdir()
+    (folder / "environment" / "installed.txt").write_text(provenance.installed_distributions())
+    lock = provenance.source_root() / "uv.lock"
+    if lock.exists():
+        (folder / "environment" / "uv.lock").write_text(lock.read_text())
+    if code.dirty:
+        (folder / "code").mkdir()
+        (folder / "code" / "uncommitted.diff").write_text(code.diff)
+
+
+def _data_files(reads: Path, parameters: dict[str, str], run_id: str) -> list[lineage.DataFile]:
+    """Every data file the run depends on: read by the kernel through Python, named by a
+    parameter, or read by an innflow training in the kernel (pyarrow bypasses the watch).
+    """
+    cwd = Path.cwd()
+    trained = [
+        Path(r.data.tags["innflow.data_path"])
+        for r in tracking.run_tree(run_id)[1:]
+        if r.data.tags.get("innflow.kind") == "train" and "innflow.data_path" in r.data.tags
+    ]
+    named = lineage.files_named(parameters.values(), cwd)
+    return lineage.fingerprint([*named, *lineage.files_read(reads), *trained], cwd)
+
+
+def _data_tags(files: list[lineage.DataFile]) -> dict[str, str]:
+    """Readable in MLflow's UI: one digest, the count, and a tag per file (first 20)."""
+    if not files:
+        return {"innflow.data_files": "0"}
+    tags = {
+        "innflow.data_sha256": lineage.combined_sha256(files),
+        "innflow.data_files": str(len(files)),
+    }
+    if len(files) == 1:
+        tags["innflow.data_path"] = files[0].path
+    for number, file in enumerate(files[:20]):
+        tags[f"innflow.data.{number}"] = f"{file.path} ({file.size} bytes, sha256 {file.sha256})"
+    return tags
+
+
+def last_output(executed: Path, lines: int = OUTPUT_LINES) -> str:
+    """The text the last cells printed (stdout and plain-text results), last ``lines``
+    lines: what the user would have seen at the bottom of the notebook.
+    """
+    import nbformat
+
+    texts: list[str] = []
+    for cell in nbformat.read(executed, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stdout":
+                texts.append(output.get("text", ""))
+            elif output.get("output_type") == "execute_result":
+                texts.append(output.get("data", {}).get("text/plain", "") + "\n")
+    shown = _ANSI.sub("", "".join(texts)).rstrip("\n").splitlines()
+    return "\n".join(shown[-lines:])
 
 
 def _param_text(value: Any, literal: bool = False) -> str:
@@ -191,7 +275,12 @@ def logged_notebook(run_id: str, destination: Path) -> tuple[Path, dict[str, Any
 
 
 def _execute(
-    source: Path, executed: Path, parameters: dict[str, Any], env: dict[str, str], on_cell: CellDone
+    source: Path,
+    executed: Path,
+    parameters: dict[str, Any],
+    env: dict[str, str],
+    on_cell: CellDone,
+    sockets: Path,
 ) -> None:
     """Run the notebook with papermill in a fresh kernel of this interpreter."""
     import nbformat
@@ -206,17 +295,18 @@ def _execute(
         done += 1
         on_cell(done, total)
 
-    with tempfile.TemporaryDirectory(prefix="innflow-kernel-") as sockets, _environment(env):
+    with _environment(env):
         on_cell(0, total)
         papermill.execute_notebook(
             str(source), str(executed), parameters=parameters, kernel_name=KERNEL,
-            kernel_manager_class=_kernel_manager(Path(sockets)), progress_bar=False,
+            kernel_manager_class=_kernel_manager(sockets), progress_bar=False,
             on_cell_executed=cell_executed,
         )  # fmt: skip
 
 
 def _kernel_manager(sockets: Path) -> type:
-    """A kernel manager that always starts ``sys.executable``'s ipykernel.
+    """A kernel manager that always starts ``sys.executable``'s ipykernel, through
+    `innflow.tracking.kernel` (run containment and the data-read watch).
 
     By name, a `python3` kernelspec in the user's or the system's Jupyter directories could
     win and bring another interpreter. Sockets are local (IPC) in a private directory rather
@@ -231,7 +321,7 @@ def _kernel_manager(sockets: Path) -> type:
 
         @property
         def kernel_spec(self) -> KernelSpec:
-            argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+            argv = [sys.executable, "-m", "innflow.tracking.kernel", "-f", "{connection_file}"]
             return KernelSpec(argv=argv, display_name="innflow", language="python")
 
     return ThisInterpreter
