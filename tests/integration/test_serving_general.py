@@ -146,6 +146,24 @@ def test_score_writes_the_pyfunc_numbers_and_keeps_bad_rows(here, name, tmp_path
         assert pd.isna(written.loc[1, "prediction"])
 
 
+def test_score_keeps_every_row_when_none_can_be_scored(here, tmp_path) -> None:
+    _, bookings = here
+    source = bookings.head(4).copy()
+    source["hotel"] = 7.0  # a number where the signature wants text, in every row
+    source.to_parquet(tmp_path / "in.parquet")
+    outcome = score_file("models:/rf-proba@production", tmp_path / "in.parquet",
+                         tmp_path / "out.parquet")  # fmt: skip
+    written = pd.read_parquet(tmp_path / "out.parquet")
+    assert outcome.scored == 0 and outcome.rejected == len(written) == 4
+    assert set(written["error"]) == {"hotel: value not text"}
+    assert written["probability"].isna().all() and written["likely_cancel"].isna().all()
+
+
+def test_compile_of_a_general_model_says_there_is_nothing_to_compile(here, cli) -> None:
+    result = cli("compile", "--model-uri", "models:/rf-proba@production")
+    assert result.code == 0 and result.stdout.startswith("general: mlflow.pyfunc model")
+
+
 def test_a_booking_record_is_answered_its_unused_columns_ignored(here) -> None:
     _, bookings = here
     model = load("models:/rf-proba@production")

@@ -118,7 +118,8 @@ def compile_predictor(
     if as_json:
         emit_json(predictor)
     else:
-        out.print(f"{predictor['state']}: {predictor['detail']} ({predictor['library'] or '-'})")
+        library = predictor.get("library") or "-"  # none on the general and pipeline paths
+        out.print(f"{predictor['state']}: {predictor['detail']} ({library})")
         if snapshot is not None:
             out.print(f"start-up snapshot: {snapshot}")
         out.print(f"JSON rows: {rows}")

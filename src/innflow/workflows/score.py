@@ -119,8 +119,11 @@ def _score_general(
             )
         except ModelFailed as e:
             raise DataValidationError(f"the model could not score {source}: {e}") from e
+    elif model.general.probabilities:
+        outputs = {"probability": np.array([], dtype="float64"),
+                   "likely_cancel": np.array([], dtype=bool)}  # fmt: skip
     else:
-        outputs = {"prediction": np.array([])}
+        outputs = {"prediction": np.array([], dtype="float64")}
     for name, values in outputs.items():
         written = pd.Series(pd.NA, index=frame.index, dtype=_dtype_of(values))
         written[good] = values

@@ -185,7 +185,8 @@ def build_app(options: ServiceOptions):
     routes, shadows = list(options.routes), list(options.shadows)
     if not (routes or shadows or "@" in model_uri):
         model = load(model_uri)
-        return create_app(model, settings), f"{model_uri} (version {model.version})"
+        path = " (general path: mlflow.pyfunc)" if model.general is not None else ""
+        return create_app(model, settings), f"{model_uri} (version {model.version}){path}"
     if "@" in model_uri and not routes:
         model_name, alias = model_uri.removeprefix("models:/").split("@", 1)
         routes = [f"{alias}=100"]
@@ -193,6 +194,7 @@ def build_app(options: ServiceOptions):
     router = source.start()
     shown = ", ".join(
         f"{v.name} v{v.model.version}{' (shadow)' if v.shadow else ''}"
+        + (" (general path: mlflow.pyfunc)" if v.model.general is not None else "")
         + (" (start-up snapshot; confirming with the registry)" if v.model.origin == "snapshot"
            else "")
         for v in router.variants
