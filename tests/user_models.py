@@ -179,3 +179,18 @@ def integer_counts(bookings: pd.DataFrame) -> str:
             pip_requirements=REQUIREMENTS, pyfunc_predict_fn="predict_proba", **PICKLED,
         )  # fmt: skip
     return run.info.run_id
+
+
+def unsigned_pipeline(bookings: pd.DataFrame) -> str:
+    """The raw-column Pipeline logged without an input example: MLflow records no
+    signature, so nothing says which columns it takes.
+    """
+    train, _ = _time_split(bookings)
+    columns = NUMERIC + CATEGORICAL
+    pipeline = _raw_pipeline(4).fit(train[columns], train[TARGET])
+    with _logging(), mlflow.start_run(run_name="rf-unsigned") as run:
+        mlflow.sklearn.log_model(
+            pipeline, name="model", pip_requirements=REQUIREMENTS,
+            pyfunc_predict_fn="predict_proba", **PICKLED,
+        )  # fmt: skip
+    return run.info.run_id

@@ -59,12 +59,17 @@ def raw_columns(inputs: list[InputSpec]) -> list[str]:
     return [name for name, _ in inputs if name in INPUT_COLUMNS]
 
 
+def not_in_bookings(inputs: list[InputSpec]) -> list[str]:
+    """The inputs the bookings do not have as columns (made outside the model)."""
+    return [name for name, _ in inputs if name not in INPUT_COLUMNS]
+
+
 def model_frame(bookings: pd.DataFrame, inputs: list[InputSpec], model: str) -> pd.DataFrame:
     """The booking rows as the signature asks for them: its columns, cast to its types
     where the values allow it (MLflow would refuse a float column for a long one even
     when every value is whole). Anything else is one line naming the column.
     """
-    missing = [name for name, _ in inputs if name not in INPUT_COLUMNS]
+    missing = not_in_bookings(inputs)
     if missing:
         leaky = [m for m in missing if m in FORBIDDEN or m == TARGET]
         if leaky:

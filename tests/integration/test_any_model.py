@@ -49,6 +49,7 @@ def store(tmp_path_factory):
             "two": user_models.two_models(frame),
             "none": user_models.no_model(),
             "integer": user_models.integer_counts(frame),
+            "unsigned": user_models.unsigned_pipeline(frame),
         }
         yield path, uri, runs, frame
 
@@ -140,6 +141,11 @@ def test_another_task_needs_its_own_name_and_cannot_be_gated(env, cli) -> None:
     )
     tags = MlflowClient(uri).get_model_version("wine-classifier", wine["version"]).tags
     assert tags["innflow.gate"] == "pending"
+    refused = cli("promote", wine["version"], "--name", "wine-classifier", "--approved-by", "ana")
+    assert refused.code == 3 and "--force" in refused.stderr
+    forced = cli("promote", wine["version"], "--name", "wine-classifier", "--approved-by", "ana",
+                 "--force", "--reason", "its own registry")  # fmt: skip
+    assert forced.code == 0, forced.stderr
     # --name puts a cancellation model in a registered model of its own too
     own = _register(cli, runs["raw"], "--name", "rf-experiments")
     assert own["name"] == "rf-experiments" and own["version"] == "1"
@@ -176,9 +182,20 @@ def test_a_signature_type_the_data_can_take_is_cast_and_one_it_cannot_is_one_lin
     assert MlflowClient(uri).get_model_version(NAME, version).tags["innflow.gate"] != "pending"
 
 
+def test_a_model_without_a_signature_goes_only_under_its_own_name(env, cli) -> None:
+    _, uri, runs, _ = env
+    before = _versions(uri)
+    _refused(cli("register", runs["unsigned"]), "no signature", "input example", "--name")
+    assert _versions(uri) == before
+    done = _register(cli, runs["unsigned"], "--name", "unsigned-rf")
+    assert done["task"] == "unknown" and "no signature" in done["notes"][0]
+
+
 def test_gate_refuses_a_model_it_cannot_score_on_bookings(env, cli) -> None:
     path, uri, runs, _ = env
-    onehot = _register(cli, runs["onehot"])["version"]
+    registered = _register(cli, runs["onehot"])
+    assert "made outside the model" in registered["notes"][0]
+    onehot = registered["version"]
     labels = _register(cli, runs["labels"])["version"]
     client = MlflowClient(uri)
     _refused(cli("gate", onehot, *_args(path)), "'hotel_City Hotel'", "Pipeline")
@@ -249,6 +266,11 @@ def test_monitor_a_registered_user_model_that_takes_booking_columns(env, cli) ->
     report = json.loads(result.stdout)
     assert report["model"]["version"] == version and report["rows"] == len(window)
     assert {f["feature"] for f in report["features"]} >= {"lead_time", "adr"}
+    staged = cli("promote", version, "--to", "staging", "--approved-by", "ana", "--force")
+    assert staged.code == 0, staged.stderr
+    on_staging = cli("monitor", "--batch", str(path / "window.parquet"), "--model-uri",
+                     f"models:/{NAME}@staging", "--json")  # fmt: skip
+    assert on_staging.code in (0, 4) and json.loads(on_staging.stdout)["rows"] == len(window)
     onehot = _register(cli, runs["onehot"])["version"]
     _refused(
         cli("monitor", "--batch", str(path / "window.parquet"), "--model-uri",

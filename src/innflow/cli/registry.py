@@ -90,8 +90,12 @@ def register(
         emit_json(done.to_dict())
     else:
         verb = "registered as" if done.created else "already registered as"
-        out.print(f"{done.model_uri} ({done.origin}, {done.flavor}, run {done.run_id})")
-        out.print(f"{verb} {done.name} version {done.version}")
+        out.print(
+            f"{done.model_uri} ({done.flavor}, {done.origin} {done.run_id}) {verb} "
+            f"{done.name} version {done.version}",
+            soft_wrap=True,
+            highlight=False,
+        )
     for note in done.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
 

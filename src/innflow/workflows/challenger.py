@@ -123,7 +123,7 @@ def scores(uri: str, described: dict[str, Any], bookings: pd.DataFrame) -> np.nd
     task = model_inputs.task_of(inputs)
     if inputs is None or task != "cancellation":
         raise IncompatibleModelError(
-            not_cancellation(uri, task, inputs) + ": it cannot be scored on bookings"
+            not_cancellation(uri, task, inputs) + ", so it cannot be scored on bookings"
         )
     frame = model_inputs.model_frame(bookings, inputs, uri)
     return model_inputs.probabilities(tracking.pyfunc_predict(uri, frame), uri)

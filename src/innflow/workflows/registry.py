@@ -125,6 +125,11 @@ def register_model(
         notes.append("no signature: serve, gate and monitor need one (log with input_example)")
     elif task != "cancellation":
         notes.append("not a cancellation model: gate and monitor do not apply to it")
+    elif missing := model_inputs.not_in_bookings(inputs):
+        notes.append(
+            f"it takes {len(missing)} columns made outside the model ({missing[0]!r}...): "
+            f"gate, serve and monitor need raw booking columns; {model_inputs.FIX_PREPROCESSING}"
+        )
     return Registered(target, str(version.version), created, chosen.uri, chosen.run_id,
                       tags["innflow.origin"], tags["innflow.flavor"], task, notes)  # fmt: skip
 
@@ -235,6 +240,11 @@ def move_alias(
     name = name or config.registry.model_name
     target = tracking.model_version(name, version)
     status = target.tags.get("innflow.gate", "pending")
+    if target.tags.get("innflow.task") in ("other", "unknown") and not force:
+        raise GateFailed(
+            f"version {version} of {name!r} is not a cancellation model, so innflow's gate "
+            "does not apply to it: promote it with --force (recorded)"
+        )
     if status != "passed" and not force:
         raise GateFailed(
             f"version {version} has gate status {status!r}; run `innflow gate {version}` or "
