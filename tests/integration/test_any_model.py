@@ -146,6 +146,8 @@ def test_another_task_needs_its_own_name_and_cannot_be_gated(env, cli) -> None:
     forced = cli("promote", wine["version"], "--name", "wine-classifier", "--approved-by", "ana",
                  "--force", "--reason", "its own registry")  # fmt: skip
     assert forced.code == 0, forced.stderr
+    listed = json.loads(cli("models", "--name", "wine-classifier", "--json").stdout)["versions"]
+    assert [(v["version"], v["aliases"]) for v in listed] == [(wine["version"], "production")]
     # --name puts a cancellation model in a registered model of its own too
     own = _register(cli, runs["raw"], "--name", "rf-experiments")
     assert own["name"] == "rf-experiments" and own["version"] == "1"

@@ -207,18 +207,22 @@ def history(
 
 @app.command()
 def models(
-    config: ConfigOption = None, overrides: SetOption = None, as_json: JsonOption = False
+    name: ModelNameOption = None,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """The registered versions with their aliases, gate status and key metrics."""
     from innflow import config as config_module
     from innflow.workflows.registry import listing
 
     resolved = config_module.load(config, overrides or [])
-    rows = listing(resolved)
+    rows = listing(resolved, name)
+    shown = name or resolved.registry.model_name
     if as_json:
-        emit_json({"model": resolved.registry.model_name, "versions": rows})
+        emit_json({"model": shown, "versions": rows})
         return
-    table = Table(title=resolved.registry.model_name)
+    table = Table(title=shown)
     for column in rows[0] if rows else ("version",):
         table.add_column(column.replace("_", " "))
     for row in rows:

@@ -290,11 +290,11 @@ def rollback(config: Config, who: str, why: str) -> dict[str, str]:
     )
 
 
-def listing(config: Config) -> list[dict[str, str]]:
+def listing(config: Config, name: str | None = None) -> list[dict[str, str]]:
     """Every version with its aliases, gate status and key metrics (`innflow models`)."""
     tracking.connect(config.tracking.uri)
     rows = []
-    for v, aliases in tracking.versions(config.registry.model_name):
+    for v, aliases in tracking.versions(name or config.registry.model_name):
         rows.append(
             {
                 "version": str(v.version),
