@@ -285,3 +285,15 @@ def test_monitor_a_registered_user_model_that_takes_booking_columns(env, cli) ->
             f"models:/wine-classifier/{wine}"),
         "no reference profile",
     )  # fmt: skip
+
+
+def test_a_model_logged_from_a_notebook_says_so(env, cli) -> None:
+    _, uri, _, frame = env
+    run_id = user_models.raw_pipeline(frame, run_name="in-a-notebook")
+    # what MLflow records for a run started from a Jupyter kernel
+    MlflowClient(uri).set_tag(run_id, "mlflow.source.name", "/home/ds/cancellations.ipynb")
+    done = _register(cli, run_id, "--name", "notebook-models")
+    assert done["origin"] == "notebook run"
+    tags = MlflowClient(uri).get_model_version("notebook-models", done["version"]).tags
+    assert tags["innflow.origin"] == "notebook run"
+    assert "notebook run" in MlflowClient(uri).get_model_version("notebook-models", "1").description
