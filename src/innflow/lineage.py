@@ -58,12 +58,13 @@ def is_candidate(path: str, project: str, skipped_roots: tuple[str, ...]) -> boo
     return not SKIPPED_PARTS.intersection(parts) and Path(path).suffix not in SKIPPED_SUFFIXES
 
 
-def watch_reads(log: Path) -> None:
+def watch_reads(log: Path, skipped: tuple[str, ...] = ()) -> None:
     """Append ``read<TAB>path`` / ``write<TAB>path`` to ``log`` for each candidate file the
-    process opens (once per path and kind). Runs in the kernel before any cell.
+    process opens (once per path and kind), ignoring the folders ``skipped`` (the MLflow
+    artifact store). Runs in the kernel before any cell.
     """
     project = os.path.realpath(os.getcwd())
-    roots = _skipped_roots()
+    roots = _skipped_roots() + tuple(os.path.realpath(s) + os.sep for s in skipped)
     seen: set[str] = set()
     state = threading.local()
     writing = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC

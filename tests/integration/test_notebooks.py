@@ -61,6 +61,8 @@ with open("scaler.pkl", "wb") as f:
 with open("scaler.pkl", "rb") as f:
     scale = pickle.load(f)
 mlflow.log_metric("mean_rate", float(rates["rate"].mean()) * scale)
+mlflow.log_text("rates look fine", "note.txt")
+note = mlflow.artifacts.load_text(mlflow.get_artifact_uri("note.txt"))  # the store: not data
 
 # %%
 print("mean rate", rates["rate"].mean())
@@ -229,9 +231,14 @@ def test_a_notebook_run_records_the_data_it_read_its_environment_and_last_output
     (workdir.path / "inputs" / "rates.csv").write_text("rate\n1.5\n2.5\n")
     notebook = workdir.path / "reads.py"
     notebook.write_text(READS_DATA)
-    result = cli("notebook", "run", str(notebook), "--json")
+    import mlflow
+
+    mlflow.set_tracking_uri(workdir.store)
+    mlflow.create_experiment("team-a", artifact_location=str(workdir.path / "store-files"))
+    result = cli("notebook", "run", str(notebook), "--json", "--experiment", "team-a")
     assert result.code == 0, result.stderr
     outcome = json.loads(result.stdout)
+    assert mlflow.get_experiment(outcome["experiment_id"]).name == "team-a"
     # found by the kernel's watch on open(): no parameter names it; the pickle it wrote
     # and read back is not input data
     assert [f["path"] for f in outcome["data_files"]] == ["inputs/rates.csv"]
@@ -239,8 +246,6 @@ def test_a_notebook_run_records_the_data_it_read_its_environment_and_last_output
     assert outcome["data_files"][0]["sha256"] == expected
     assert outcome["output"] == "mean rate 2.0"
     assert "mean rate 2.0" in result.stderr  # the summary shows the notebook's last print
-    import mlflow
-
     run = mlflow.get_run(outcome["run_id"])
     assert run.data.tags["innflow.data_sha256"] == expected
     assert run.data.tags["innflow.data_path"] == "inputs/rates.csv"

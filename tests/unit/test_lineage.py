@@ -13,7 +13,8 @@ WATCHED = """
 import os, pickle, sys
 from pathlib import Path
 from innflow.lineage import watch_reads
-watch_reads(Path(sys.argv[1]))
+watch_reads(Path(sys.argv[1]), skipped=("store",))
+open("store/model.pkl", "rb").read()                   # the artifact store: not data
 Path("bookings.csv").read_text()                      # data: read
 open("bookings.csv").read()                           # twice: recorded once
 pickle.dump([1], open("model.pkl", "wb"))              # written by the notebook itself...
@@ -27,6 +28,8 @@ import json, email.mime.text                           # imports read .py/.pyc f
 
 def test_the_kernel_watch_keeps_data_files_read_but_not_written(tmp_path: Path) -> None:
     (tmp_path / "bookings.csv").write_text("lead_time\n3\n")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "model.pkl").write_bytes(b"model")
     log = tmp_path / "reads.tsv"
     done = subprocess.run(
         [sys.executable, "-c", WATCHED, str(log)], cwd=tmp_path, capture_output=True, text=True

@@ -24,13 +24,19 @@ def run(
             "--parameter", "-p", help="Set a notebook parameter: name=value (repeatable)."
         ),
     ] = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option(
+            "--experiment", "-e", help="MLflow experiment of the run (whatever the notebook sets)."
+        ),
+    ] = None,
     as_json: JsonOption = False,
     threads: ThreadsOption = None,
 ) -> None:
     """Execute a notebook in a fresh kernel as one MLflow run; exit 1 if a cell fails."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from innflow.workflows.notebook import parse_parameters, run_notebook
+    from innflow.workflows.notebook import DEFAULT_EXPERIMENT, parse_parameters, run_notebook
 
     values = parse_parameters(parameters or [])
     columns = (TextColumn(f"{notebook.name}"), BarColumn(), MofNCompleteColumn(),
@@ -38,7 +44,7 @@ def run(
     with Progress(*columns, console=err) as bar:
         task = bar.add_task("cells", total=None)
         outcome = run_notebook(
-            notebook, values, threads,
+            notebook, values, threads, experiment or DEFAULT_EXPERIMENT,
             on_cell=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
     if outcome.output:

@@ -30,6 +30,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from innflow.tracking.notebooks import NOTEBOOK_RUN_ENV
 
@@ -37,8 +38,10 @@ REQUESTED_EXPERIMENT_TAG = "innflow.notebook.requested_experiment"
 REQUESTED_TRACKING_URI_TAG = "innflow.notebook.requested_tracking_uri"
 
 
-def contain(notebook_run_id: str) -> None:
-    """Make ``notebook_run_id`` the root of every run this process starts (see above)."""
+def contain(notebook_run_id: str) -> str:
+    """Make ``notebook_run_id`` the root of every run this process starts (see above);
+    return its experiment's artifact location.
+    """
     import mlflow
     from mlflow.tracking import fluent
 
@@ -113,6 +116,13 @@ def contain(notebook_run_id: str) -> None:
     for module in (mlflow, mlflow.tracking):
         setattr(module, "set_tracking_uri", set_tracking_uri)  # noqa: B010
     activate_root()
+    return str(experiment.artifact_location)
+
+
+def _local_path(uri: str) -> str | None:
+    """The local folder of an artifact URI (None for a remote store)."""
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme in ("", "file") else None
 
 
 def _record_request(client: Any, run_id: str, key: str, value: str) -> None:
@@ -129,10 +139,11 @@ def main() -> None:
 
     if sys.path and (sys.path[0] == "" or Path(sys.path[0]) == Path.cwd()):
         del sys.path[0]  # as ipykernel_launcher: IPython puts the cwd back itself
-    if os.environ.get(READS_ENV):
-        watch_reads(Path(os.environ[READS_ENV]))
+    artifacts = None
     if os.environ.get(NOTEBOOK_RUN_ENV):
-        contain(os.environ[NOTEBOOK_RUN_ENV])
+        artifacts = _local_path(contain(os.environ[NOTEBOOK_RUN_ENV]))
+    if os.environ.get(READS_ENV):  # models logged or loaded in the notebook are not data
+        watch_reads(Path(os.environ[READS_ENV]), skipped=(artifacts,) if artifacts else ())
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance()

@@ -136,6 +136,7 @@ def run_notebook(
         code = provenance.code_state()
         tags = {
             "innflow.kind": "notebook",
+            "innflow.experiment": experiment,
             "innflow.notebook_path": str(path),
             "innflow.notebook_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             **code.tags(),

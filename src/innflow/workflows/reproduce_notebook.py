@@ -32,7 +32,12 @@ def reproduce_notebook(original: Any, threads: int, on_step: Step) -> Report:
     """Execute the logged notebook again with the logged parameters, in a fresh kernel,
     and compare the two run trees.
     """
-    from innflow.workflows.notebook import DATA_FILES_ARTIFACT, logged_notebook, run_notebook
+    from innflow.workflows.notebook import (
+        DATA_FILES_ARTIFACT,
+        DEFAULT_EXPERIMENT,
+        logged_notebook,
+        run_notebook,
+    )
 
     run_id, tags = original.info.run_id, original.data.tags
     recorded_path = Path(tags.get("innflow.notebook_path", ""))
@@ -46,7 +51,8 @@ def reproduce_notebook(original: Any, threads: int, on_step: Step) -> Report:
         recorded_files = tracking.download_artifact(run_id, DATA_FILES_ARTIFACT, Path(tmp))
         files_then = lineage.from_json(recorded_files.read_text()) if recorded_files else None
         on_step(f"re-executing the logged notebook with {parameters or 'its defaults'}")
-        outcome = run_notebook(source, parameters, threads, extra_tags=same_notebook)
+        experiment = tags.get("innflow.experiment", DEFAULT_EXPERIMENT)
+        outcome = run_notebook(source, parameters, threads, experiment, extra_tags=same_notebook)
     again = tracking.get_run(outcome.run_id)
     file_now = (
         hashlib.sha256(recorded_path.read_bytes()).hexdigest()
