@@ -68,6 +68,33 @@ note = mlflow.artifacts.load_text(mlflow.get_artifact_uri("note.txt"))  # the st
 print("mean rate", rates["rate"].mean())
 """
 
+XGBOOST_AND_NESTED = """# %%
+import mlflow
+import numpy as np
+import xgboost as xgb
+
+# %% tags=["parameters"]
+rounds = 5
+
+# %%
+mlflow.set_experiment("somewhere else")
+mlflow.xgboost.autolog(log_models=False)
+rng = np.random.default_rng(0)
+X = rng.normal(size=(200, 3))
+y = (X[:, 0] > 0).astype(int)
+dtrain = xgb.DMatrix(X, label=y)
+xgb.train({"objective": "binary:logistic", "nthread": 1}, dtrain, rounds, evals=[(dtrain, "train")])
+mlflow.log_metric("after_autolog", 1.0)
+
+# %%
+with mlflow.start_run(run_name="outer"):
+    mlflow.log_metric("outer_metric", 2.0)
+    with mlflow.start_run(run_name="inner", nested=True):
+        mlflow.log_metric("inner_metric", 3.0)
+mlflow.end_run()  # a habit from scripts: must not end the notebook's run
+mlflow.log_metric("at_the_end", 4.0)
+"""
+
 ONLY_PRINTS = """# %%
 print("hello")
 """
@@ -288,3 +315,24 @@ def test_a_notebook_that_records_nothing_is_not_called_reproduced(workdir, cli) 
     assert result.code == 1
     assert "recorded nothing a re-execution could be compared with" in result.stderr
     assert "bit-identical" not in result.stderr
+
+
+def test_xgboost_autolog_nested_runs_and_end_run_stay_in_one_tree(workdir, cli) -> None:
+    notebook = workdir.path / "xgb.py"
+    notebook.write_text(XGBOOST_AND_NESTED)
+    result = cli("notebook", "run", str(notebook), "--json")
+    assert result.code == 0, result.stderr
+    root_id = json.loads(result.stdout)["run_id"]
+    import mlflow
+
+    runs = {r.info.run_name: r for r in mlflow.search_runs(search_all_experiments=True,
+                                                            output_format="list")}  # fmt: skip
+    root = mlflow.get_run(root_id)
+    assert set(runs) == {root.info.run_name, "outer", "inner"}
+    assert runs["outer"].data.tags["mlflow.parentRunId"] == root_id
+    assert runs["inner"].data.tags["mlflow.parentRunId"] == runs["outer"].info.run_id
+    assert {r.info.experiment_id for r in runs.values()} == {root.info.experiment_id}
+    assert {"train-logloss", "after_autolog", "at_the_end"} <= set(root.data.metrics)
+    assert runs["inner"].data.metrics == {"inner_metric": 3.0}
+    assert root.info.status == "FINISHED"
+    assert root.data.tags["innflow.notebook.requested_experiment"] == "somewhere else"
