@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from innflow import redaction
+
 KEY_LIBRARIES = (
     "mlflow", "scikit-learn", "lightgbm", "xgboost-cpu", "numpy", "scipy", "pandas", "pyarrow",
     "skops",
@@ -48,30 +50,45 @@ class CodeState:
     commit: str
     dirty: bool
     diff: str
+    redacted: tuple[str, ...] = ()
 
     @property
     def diff_sha256(self) -> str:
-        """Fingerprint of the uncommitted change ('' when clean)."""
+        """Fingerprint of the uncommitted change as logged ('' when clean). Of the redacted
+        text: a hash of the original would let anyone who reads the run test guesses of a
+        redacted secret against it.
+        """
         return hashlib.sha256(self.diff.encode()).hexdigest() if self.diff else ""
 
     def tags(self) -> dict[str, str]:
         """The code state as run tags: what train records and reproduce/pipeline compare."""
-        return {
+        tags = {
             "innflow.git_commit": self.commit,
             "innflow.git_dirty": str(self.dirty).lower(),
             "innflow.git_diff_sha256": self.diff_sha256,
         }
+        if self.redacted:
+            tags[DIFF_REDACTED_TAG] = ",".join(self.redacted)
+        return tags
+
+
+DIFF_REDACTED_TAG = "innflow.diff_redacted"
 
 
 def code_state() -> CodeState:
-    """Commit and uncommitted diff (tracked files; untracked files listed by name)."""
+    """Commit and uncommitted diff (tracked files; untracked files listed by name), as it
+    may be logged: credential files (`.env`, `*.pem`...) left out, and the changes of any
+    file where detect-secrets finds a secret redacted.
+    """
     commit = (_git("rev-parse", "HEAD") or "unknown").strip()
     status = _git("status", "--porcelain") or ""
-    diff = _git("diff", "HEAD") or ""
+    excluded = [f":(exclude,glob)**/{pattern}" for pattern in redaction.CREDENTIAL_FILES]
+    diff, redacted = redaction.redact_diff(_git("diff", "HEAD", "--", ".", *excluded) or "")
     untracked = [line[3:] for line in status.splitlines() if line.startswith("??")]
-    if untracked:
-        diff += "".join(f"# untracked: {name}\n" for name in untracked)
-    return CodeState(commit=commit, dirty=bool(status.strip()), diff=diff)
+    diff += "".join(
+        f"# untracked: {name}\n" for name in untracked if not redaction.is_credential_file(name)
+    )
+    return CodeState(commit=commit, dirty=bool(status.strip()), diff=diff, redacted=redacted)
 
 
 def lockfile_sha256() -> str:
