@@ -30,7 +30,8 @@ def test_command_names_store_proxy_and_listener() -> None:
     )
     assert argv[1:4] == ["-m", "mlflow", "server"]
     pairs = dict(zip(argv[4::2], argv[5::2], strict=False))
-    assert argv[argv.index("--backend-store-uri") + 1] == "postgresql+psycopg2://u:p@db:5432/mlflow"
+    assert "--backend-store-uri" not in argv  # in the environment: argv is public in `ps`
+    assert not [a for a in argv if "u:p@" in a]
     assert argv[argv.index("--artifacts-destination") + 1] == "s3://bucket/artifacts"
     assert "--serve-artifacts" in argv
     assert argv[argv.index("--port") + 1] == "5001" and argv[argv.index("--workers") + 1] == "3"
@@ -99,6 +100,14 @@ def test_auth_config_keeps_the_password_out_of_the_file(
     assert "s3cret-admin-pw" not in text
     assert "database_uri = postgresql+psycopg2://u@h/mlflow" in text
     assert "admin_username = root-of-mlflow" in text
+    assert Path(env["MLFLOW_AUTH_CONFIG_PATH"]).stat().st_mode & 0o777 == 0o600
+
+
+def test_the_backend_store_uri_reaches_mlflow_through_the_environment(tmp_path: Path) -> None:
+    settings = ServerSettings(backend_store_uri="postgresql://u:pw-in-env@db/mlflow")
+    env = environment(settings, tmp_path / "conf")
+    assert env["MLFLOW_BACKEND_STORE_URI"] == "postgresql+psycopg2://u:pw-in-env@db/mlflow"
+    assert not [a for a in command(settings) if "pw-in-env" in a]
 
 
 def test_no_auth_writes_no_config(tmp_path: Path) -> None:

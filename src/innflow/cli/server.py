@@ -65,4 +65,5 @@ def server(
         allowed_hosts, allow_default_admin_password,
     )  # fmt: skip
     err.print(f"mlflow server on http://{host}:{port} (auth {'on' if auth else 'off'})")
-    serve(settings, Path(tempfile.mkdtemp(prefix="innflow-server-")))
+    code = serve(settings, Path(tempfile.mkdtemp(prefix="innflow-server-")))
+    raise typer.Exit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N

@@ -2,18 +2,25 @@
 a database for metadata and an object store behind the server's artifact proxy, optionally
 with MLflow's basic-auth app. Clients then need only MLFLOW_TRACKING_URI (+ credentials).
 
-This module only decides the command line and the environment; MLflow serves.
+This module decides the command line and the environment, and supervises the server;
+MLflow serves. The backend store URI (password included) reaches MLflow through its
+environment, never its command line, which every local user can read in `ps`.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from innflow.errors import ConfigError
+from innflow.redaction import uri_credentials
 
 # Older MLflow releases shipped this admin password in basic_auth.ini and many guides still
 # copy it; a server that accepts it is open to anyone who has read those guides.
@@ -49,7 +56,9 @@ def store_uri(uri: str) -> str:
 
 
 def command(settings: ServerSettings) -> list[str]:
-    """The `mlflow server` command line for ``settings``."""
+    """The `mlflow server` command line for ``settings``: no secret in it (the backend store
+    URI is in `environment`).
+    """
     if settings.workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {settings.workers}")
     if not 0 < settings.port < 65536:
@@ -58,7 +67,6 @@ def command(settings: ServerSettings) -> list[str]:
         raise ConfigError("the file store cannot hold a model registry: use a database URI")
     argv = [
         sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", store_uri(settings.backend_store_uri),
         "--artifacts-destination", settings.artifacts_destination,
         "--serve-artifacts",
         "--host", settings.host,
@@ -107,12 +115,18 @@ def auth_config(settings: ServerSettings, environ: Mapping[str, str]) -> str:
 
 
 def environment(settings: ServerSettings, config_dir: Path) -> dict[str, str]:
-    """The server's environment: ours, plus the auth config file when auth is on."""
+    """The server's environment: ours, the backend store URI (MLflow's CLI reads
+    MLFLOW_BACKEND_STORE_URI), and the auth config file (0600: it holds the auth database
+    URI) when auth is on.
+    """
     env = dict(os.environ)
+    env["MLFLOW_BACKEND_STORE_URI"] = store_uri(settings.backend_store_uri)
     if settings.auth:
-        config_dir.mkdir(parents=True, exist_ok=True)
+        config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = config_dir / "basic_auth.ini"
-        path.write_text(auth_config(settings, env))
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(auth_config(settings, env))
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(path)
         env.setdefault("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
     return env
@@ -132,35 +146,48 @@ def check_stores(settings: ServerSettings, environ: Mapping[str, str]) -> None:
                 pass
         except sqlalchemy.exc.SQLAlchemyError as e:
             reason = str(getattr(e, "orig", e)).strip().splitlines()[0]
-            raise ConfigError(f"backend store {_redacted(uri)} refused: {reason}") from e
+            raise ConfigError(uri_credentials(f"backend store {uri} refused: {reason}")) from e
     if settings.artifacts_destination.startswith("s3://"):
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
         bucket = settings.artifacts_destination.removeprefix("s3://").split("/", 1)[0]
         endpoint = environ.get("MLFLOW_S3_ENDPOINT_URL") or None
+        where = uri_credentials(endpoint or "AWS")
         try:
             boto3.client("s3", endpoint_url=endpoint).head_bucket(Bucket=bucket)
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "")
             what = "does not exist" if code in ("404", "NoSuchBucket") else f"refused ({code})"
-            raise ConfigError(f"artifact bucket {bucket!r} {what} at {endpoint or 'AWS'}") from e
+            raise ConfigError(f"artifact bucket {bucket!r} {what} at {where}") from e
         except BotoCoreError as e:
-            raise ConfigError(f"artifact bucket {bucket!r}: {e}") from e
+            raise ConfigError(uri_credentials(f"artifact bucket {bucket!r}: {e}")) from e
 
 
-def _redacted(uri: str) -> str:
-    """A database URI without its password, for messages."""
-    import sqlalchemy
-
-    return sqlalchemy.engine.make_url(uri).render_as_string(hide_password=True)
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-def serve(settings: ServerSettings, config_dir: Path) -> None:
-    """Check the stores, then replace this process with `mlflow server`, so signals reach
-    it directly.
+def serve(settings: ServerSettings, config_dir: Path) -> int:
+    """Check the stores, run `mlflow server` until it exits and return its exit code.
+
+    SIGTERM, SIGINT and SIGHUP are passed on to it (MLflow passes them to its workers), and
+    ``config_dir`` (the auth file) is removed however the server stops.
     """
-    argv = command(settings)
-    env = environment(settings, config_dir)
-    check_stores(settings, env)
-    os.execve(argv[0], argv, env)
+    try:
+        argv = command(settings)
+        env = environment(settings, config_dir)
+        check_stores(settings, env)
+        process = subprocess.Popen(argv, env=env)
+
+        def forward(signum: int, _frame: FrameType | None) -> None:
+            if process.poll() is None:
+                process.send_signal(signum)
+
+        previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+        try:
+            return process.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    finally:
+        shutil.rmtree(config_dir, ignore_errors=True)
