@@ -299,6 +299,20 @@ def _predictor(port: int) -> str:
 ROUNDS = 6  # the general path's figures: rounds alternating between the two servers
 
 
+def _cpu_ms(pid: int) -> float:
+    """CPU milliseconds a server process and its children (MLflow's starts uvicorn as one)
+    have used (Linux /proc; NaN elsewhere): on a shared machine, where wall latency swings
+    with other jobs, the work each server does per request is the comparable figure.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return float("nan")
+    own = (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_ms(int(child)) for child in children)
+
+
 def _one_row_round(url: str, rows: list[dict], offset: int, count: int) -> list[float]:
     """Sequential one-row requests: their latencies in ms."""
     session, latencies = requests.Session(), []
@@ -326,6 +340,8 @@ def general_path(env: dict, n_requests: int, seconds: float) -> Table:
     Both servers run side by side and are measured in alternating rounds (a Python client,
     one request at a time): the shared machine's speed moves within a run, and
     measuring one server after the other measured the machine as much as the servers.
+    The server CPU per one-row request is printed beside the wall latencies: it does
+    not swing with other jobs on the machine.
     """
     import mlflow
 
@@ -358,7 +374,9 @@ def general_path(env: dict, n_requests: int, seconds: float) -> Table:
             port = _free_port()
             processes.append(_start(command(port), env, port)[0])
             urls[name] = f"http://127.0.0.1:{port}/invocations"
+        pids = dict(zip(urls, (process.pid for process in processes), strict=True))
         latencies: dict[str, list[float]] = {name: [] for name in urls}
+        cpu = dict.fromkeys(urls, 0.0)
         batches = {name: {form: [0, 0.0] for form in bodies} for name in urls}
         for url in urls.values():  # warm-up: first requests import and allocate
             _one_row_round(url, rows, 0, 20)
@@ -369,7 +387,9 @@ def general_path(env: dict, n_requests: int, seconds: float) -> Table:
             order = list(urls) if index % 2 == 0 else list(reversed(urls))
             for name in order:
                 offset = index * per_round
+                before = _cpu_ms(pids[name])
                 latencies[name] += _one_row_round(urls[name], rows, offset, per_round)
+                cpu[name] += _cpu_ms(pids[name]) - before
                 for form, (body, content_type) in bodies.items():
                     count, took = _batch_round(urls[name], body, content_type,
                                                seconds / ROUNDS / 2)  # fmt: skip
@@ -378,14 +398,16 @@ def general_path(env: dict, n_requests: int, seconds: float) -> Table:
         table = Table(title="general path: the same notebook-style model (raw-column sklearn "
                             f"Pipeline, 30 trees), both servers up, {ROUNDS} alternating "
                             "rounds, Python client")  # fmt: skip
-        for title in ("server", "1 row p50 ms", "1 row p99 ms", "1,000 rows records rows/s",
+        for title in ("server", "1 row server CPU ms", "1 row p50 ms", "1 row p99 ms",
+                      "1,000 rows records rows/s",
                       "1,000 rows split rows/s", "max |diff| vs pyfunc", "predictor"):  # fmt: skip
             table.add_column(title, justify="left" if title == "server" else "right")
         for name, url in urls.items():
             got = _post(requests.Session(), url, rows[:1000])
             port = int(url.split(":")[2].split("/")[0])
             table.add_row(
-                name, f"{np.percentile(latencies[name], 50):.1f}",
+                name, f"{cpu[name] / len(latencies[name]):.1f}",
+                f"{np.percentile(latencies[name], 50):.1f}",
                 f"{np.percentile(latencies[name], 99):.1f}",
                 *[f"{1000 * batches[name][form][0] / batches[name][form][1]:,.0f}"
                   for form in ("records", "split")],

@@ -309,7 +309,10 @@ def create_app(
                         "retry in a few seconds",
                     )  # fmt: skip
             try:
-                predicted = core.predict(variant.model, arrays)
+                if variant.model.general is None:
+                    predicted = core.predict(variant.model, arrays)
+                else:  # a model of unknown speed: off the event loop, /ping and /health answer
+                    predicted = await asyncio.to_thread(core.predict, variant.model, arrays)
             except ModelFailed as e:
                 raise parsing.RequestError(
                     422, f"the model of {variant.name} (version {variant.model.version}) "
