@@ -20,13 +20,20 @@ def dashboard(
     config: ConfigOption = None,
     overrides: SetOption = None,
 ) -> None:
-    """Versions and aliases, alias history, monitoring and simulations, on one web page."""
+    """Versions and aliases, alias history, monitoring and simulations, on one web page.
+
+    Sign-in: the password INNFLOW_DASHBOARD_TOKEN when it is set (any user name), else the
+    tracking server's basic-auth users who may read the model.
+    """
+    import os
+
     import uvicorn
 
     from innflow import config as config_module
     from innflow.workflows.dashboard import build_app
 
     resolved = config_module.load(config, overrides or [])
-    web = build_app(resolved, refresh)
+    # from the environment only: an option would put the token in `ps` for every local user
+    web = build_app(resolved, refresh, token=os.environ.get("INNFLOW_DASHBOARD_TOKEN"))
     out.print(f"dashboard on http://{host}:{port}/")
     uvicorn.run(web, host=host, port=port, log_level="warning")

@@ -16,7 +16,10 @@ table{border-collapse:collapse;font-size:13px;margin:.4em 0}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left} th{background:#f3f3f3}
 .alias{display:inline-block;background:#e8f0fe;border-radius:3px;padding:0 5px;margin:1px}
 .bad{color:#b00;font-weight:bold} .good{color:#070} .muted{color:#777}
+.chart{display:block;max-width:100%}
 """
+# Every <style> the page has: the Content-Security-Policy allows these by hash, no other.
+STYLES = (_STYLE,)
 _DRIFT_BANDS = ((0.1, "PSI 0.1: moderate"), (0.25, "PSI 0.25: significant"))
 
 

@@ -72,6 +72,7 @@ from innflow.tracking.runs import (
     schema_sample,
     top_runs,
 )
+from innflow.tracking.sign_in import can_read_model, is_server, server_requires_sign_in
 from innflow.tracking.spark import probability_udf, spark_session
 from innflow.tracking.store import (
     DEFAULT_STORE,
@@ -95,6 +96,7 @@ __all__ = [
     "Replayable",
     "adopt_training_result",
     "alias_version",
+    "can_read_model",
     "check_loads",
     "connect",
     "current_version",
@@ -105,6 +107,7 @@ __all__ = [
     "find_finished_run",
     "get_run",
     "is_registry_uri",
+    "is_server",
     "kernel_environment",
     "load_for_serving",
     "load_general_for_serving",
@@ -140,6 +143,7 @@ __all__ = [
     "runs_of_kind",
     "schema_revision",
     "schema_sample",
+    "server_requires_sign_in",
     "set_alias",
     "set_version_tags",
     "signature_inputs",
