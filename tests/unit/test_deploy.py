@@ -63,6 +63,24 @@ def test_every_secret_is_required_from_the_environment(compose: dict) -> None:
                 assert ":?" in str(value), f"{key} has a default or a literal value"
 
 
+def test_every_published_port_is_bound_to_loopback(compose: dict) -> None:
+    """No TLS in the stack and /admin/reload on the scoring port: other machines come in
+    through a TLS proxy on the host, never straight to a container port.
+    """
+    published = {name: service.get("ports", []) for name, service in compose["services"].items()}
+    assert published["dashboard"] and published["serve"]
+    for name, ports in published.items():
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} to the network"
+
+
+def test_the_dashboard_signs_in_with_the_mlflow_servers_users(compose: dict) -> None:
+    dashboard = compose["services"]["dashboard"]
+    assert dashboard["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert "INNFLOW_DASHBOARD_TOKEN" not in dashboard["environment"]
+    assert dashboard["depends_on"]["mlflow"]["condition"] == "service_healthy"
+
+
 def _monitor_metrics() -> set[str]:
     """The series `innflow monitor --prom` writes (its gauges, as declared)."""
     source = (ROOT / "src" / "innflow" / "monitoring" / "exposition.py").read_text()
