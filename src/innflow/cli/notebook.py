@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from innflow.cli.base import JsonOption, ThreadsOption, app, emit_json, err, metrics_table, out
+from innflow.redaction import uri_credentials
 
 notebook_app = typer.Typer(
     help="Run notebooks as tracked, reproducible runs.", no_args_is_help=True
@@ -51,7 +52,7 @@ def run(
         err.print(f"[dim]{notebook.name}, last printed output:[/]")
         err.print(outcome.output, markup=False, highlight=False)
     if as_json:
-        emit_json(outcome.to_dict())
+        emit_json({**outcome.to_dict(), "tracking_uri": uri_credentials(outcome.tracking_uri)})
         return
     if outcome.train_run_id and "val_roc_auc" in outcome.metrics:
         out.print(metrics_table(outcome.metrics, f"{notebook.name}: its last training"))
@@ -63,4 +64,4 @@ def run(
     out.print(f"parameters    {outcome.parameters}")
     for file in outcome.data_files:
         out.print(f"data          {file['path']} (sha256 {file['sha256'][:16]}...)")
-    out.print(f"store         {outcome.tracking_uri}")
+    out.print(f"store         {uri_credentials(outcome.tracking_uri)}")

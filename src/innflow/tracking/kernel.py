@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from innflow.redaction import uri_credentials
 from innflow.tracking.notebooks import NOTEBOOK_RUN_ENV
 
 REQUESTED_EXPERIMENT_TAG = "innflow.notebook.requested_experiment"
@@ -107,7 +108,8 @@ def contain(notebook_run_id: str) -> str:
 
     def set_tracking_uri(uri: str | Path) -> None:
         if str(uri) != mlflow.get_tracking_uri():
-            _record_request(client, notebook_run_id, REQUESTED_TRACKING_URI_TAG, str(uri))
+            masked = uri_credentials(str(uri))  # readable by everyone who reads the run
+            _record_request(client, notebook_run_id, REQUESTED_TRACKING_URI_TAG, masked)
 
     replaced = {"start_run": start_run, "end_run": end_run, "set_experiment": set_experiment}
     for module in (fluent, mlflow):
