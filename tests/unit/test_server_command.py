@@ -113,3 +113,26 @@ def test_the_backend_store_uri_reaches_mlflow_through_the_environment(tmp_path: 
 def test_no_auth_writes_no_config(tmp_path: Path) -> None:
     environment(ServerSettings(), tmp_path / "conf")
     assert not (tmp_path / "conf").exists()
+
+
+def test_a_password_on_the_command_line_is_warned_about_and_never_echoed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import sys
+
+    from innflow.cli import main
+
+    for argv_uri, env_uri, warned in (
+        ("file://u:argv-secret@x/store", None, True),
+        (None, "file://u:env-secret@x/store", False),
+    ):
+        argv = ["innflow", "server"] + (["--backend-store-uri", argv_uri] if argv_uri else [])
+        monkeypatch.setattr(sys, "argv", argv)
+        if env_uri:
+            monkeypatch.setenv("INNFLOW_BACKEND_STORE_URI", env_uri)
+        with pytest.raises(SystemExit) as exited:
+            main()  # the file store is refused before anything starts
+        assert exited.value.code == 2
+        stderr = capsys.readouterr().err
+        assert ("warning: --backend-store-uri holds a password" in stderr) is warned
+        assert "secret" not in stderr

@@ -11,12 +11,14 @@ from innflow.cli.base import app, err
 
 @app.command()
 def server(
+    ctx: typer.Context,
     backend_store_uri: Annotated[
         str,
         typer.Option(
             "--backend-store-uri",
             envvar="INNFLOW_BACKEND_STORE_URI",
-            help="Metadata database, e.g. postgresql+psycopg2://user@host/mlflow.",
+            help="Metadata database, e.g. postgresql+psycopg2://user@host/mlflow. With a "
+            "password, set INNFLOW_BACKEND_STORE_URI instead: a command line is public.",
         ),
     ] = "sqlite:///mlflow.db",
     artifacts_destination: Annotated[
@@ -58,7 +60,17 @@ def server(
     import tempfile
     from pathlib import Path
 
+    from innflow.redaction import uri_credentials
     from innflow.workflows.server import ServerSettings, serve
+
+    source = ctx.get_parameter_source("backend_store_uri")  # typer's own click's enum
+    given_in_argv = getattr(source, "name", "") == "COMMANDLINE"
+    if given_in_argv and uri_credentials(backend_store_uri) != backend_store_uri:
+        err.print(
+            "warning: --backend-store-uri holds a password that every local user can read in "
+            "`ps`; set INNFLOW_BACKEND_STORE_URI instead",
+            highlight=False,
+        )
 
     settings = ServerSettings(
         backend_store_uri, artifacts_destination, host, port, workers, auth, auth_database_uri,
