@@ -323,7 +323,8 @@ def test_the_dashboard_shows_monitoring_over_time(env, cli) -> None:
     window.assign(lead_time=window["lead_time"] * 2).to_parquet(path / "moved.parquet")
     assert cli("monitor", "--batch", str(path / "calm.parquet")).code == 0
     assert cli("monitor", "--batch", str(path / "moved.parquet")).code == 4
-    client = TestClient(build_app(config.load(None, [f"data.path={path / 'bookings.parquet'}"])))
+    app = build_app(config.load(None, [f"data.path={path / 'bookings.parquet'}"]), token="t")
+    client = TestClient(app, headers={"Authorization": "Basic dGVhbTp0"})  # team:t, signed in
     data = client.get("/api/data").json()
     statuses = [r["tags"]["innflow.status"] for r in data["monitoring"]]
     assert statuses[-2] == "healthy" and statuses[-1].startswith("drift")

@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from matplotlib.figure import Figure
 
 
-def _image(fig: Figure, title: str) -> str:
+def _image(fig: Figure, alt: str) -> str:
+    """The figure as an <img>; ``alt`` says what the image shows (its series by name)."""
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="svg")
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img class=chart alt="{html.escape(title)}" src="data:image/svg+xml;base64,{encoded}">'
+    return f'<img class=chart alt="{html.escape(alt)}" src="data:image/svg+xml;base64,{encoded}">'
 
 
 def lines(
@@ -48,4 +49,5 @@ def lines(
     if series:
         ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
-    return _image(fig, title)
+    named = [name for name, values in series.items() if any(v is not None for v in values)]
+    return _image(fig, f"{title}: {', '.join(named)}" if named else title)
