@@ -10,6 +10,7 @@ from innflow.cli import notebook  # noqa: F401
 from innflow.cli import dashboard  # noqa: F401
 from innflow.cli import server  # noqa: F401
 from innflow.cli import monitoring  # noqa: F401
+from innflow.cli import runs  # noqa: F401
 from innflow.cli.base import app, main
 
 __all__ = ["app", "main"]

@@ -122,9 +122,10 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def main() -> None:
-    """Console-script entry point: map innflow's errors to one line and an exit code;
-    SIGTERM ends open runs as KILLED and exits 143 (128 + SIGTERM). Servers started from
-    here (uvicorn) install their own graceful-shutdown handlers over this one.
+    """Console-script entry point: map innflow's errors, and any failure of the tracking
+    store (tracking.store_failure), to one line and an exit code; SIGTERM ends open runs
+    as KILLED and exits 143 (128 + SIGTERM). Servers started from here (uvicorn) install
+    their own graceful-shutdown handlers over this one.
     """
     signal.signal(signal.SIGTERM, _on_sigterm)
     # Registered first, so it runs last at exit, after every other handler (MLflow's
@@ -139,5 +140,17 @@ def main() -> None:
             sys.exit(128 + signal.SIGTERM)
         raise
     except InnflowError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(e.exit_code)
+        _fail(e)
+    except Exception as e:
+        from innflow.tracking import store_failure
+
+        failure = store_failure(e)
+        if failure is None:
+            raise  # a bug: keep its traceback
+        _fail(failure)
+
+
+def _fail(error: InnflowError) -> None:
+    """One line on stderr and the error's exit code."""
+    err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+    sys.exit(error.exit_code)

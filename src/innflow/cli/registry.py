@@ -20,7 +20,14 @@ from innflow.cli.base import (
     short,
 )  # fmt: skip
 
-NameOption = Annotated[str, typer.Option("--approved-by", help="Who approves this move.")]
+NameOption = Annotated[
+    str,
+    typer.Option(
+        "--approved-by",
+        help="Who approves this move (against an authenticated server: the user of the "
+        "tracking credentials, and may be left out).",
+    ),
+]
 
 
 def _version(number: object) -> str:
@@ -151,7 +158,7 @@ def promote(
     else:
         out.print(
             f"{to}: {_version(move['from_version'])} -> {_version(move['to_version'])} "
-            f"(by {approved_by})"
+            f"(by {move['who']})"
         )
 
 
@@ -164,13 +171,11 @@ def rollback(
     as_json: JsonOption = False,
 ) -> None:
     """Put production back on the previous production version."""
-    import getpass
-
     from innflow import config as config_module
     from innflow.workflows.registry import rollback as run_rollback
 
     resolved = config_module.load(config, overrides or [])
-    move = run_rollback(resolved, approved_by or getpass.getuser(), reason)
+    move = run_rollback(resolved, approved_by, reason)
     if as_json:
         emit_json(move)
     else:

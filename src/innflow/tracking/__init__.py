@@ -41,9 +41,12 @@ from innflow.tracking.notebooks import (
     kernel_environment,
     notebook_run_id,
 )
+from innflow.tracking.orphans import end_orphans, experiment_ids
 from innflow.tracking.registry import (
     AUDIT_EXPERIMENT,
+    abandon_move,
     alias_version,
+    confirm_move,
     delete_alias,
     log_run_text,
     model_version,
@@ -53,6 +56,7 @@ from innflow.tracking.registry import (
     register_version,
     set_alias,
     set_version_tags,
+    settle_moves,
     versions,
 )
 from innflow.tracking.replay import Replayable, replayable
@@ -76,9 +80,11 @@ from innflow.tracking.sign_in import can_read_model, is_server, server_requires_
 from innflow.tracking.spark import probability_udf, spark_session
 from innflow.tracking.store import (
     DEFAULT_STORE,
+    authenticated_user,
     connect,
     mlflow_uri,
     resolve_store,
+    store_failure,
     store_identity,
 )
 
@@ -94,16 +100,21 @@ __all__ = [
     "TRUSTED_PREFIXES",
     "LoggedModelRef",
     "Replayable",
+    "abandon_move",
     "adopt_training_result",
     "alias_version",
+    "authenticated_user",
     "can_read_model",
     "check_loads",
+    "confirm_move",
     "connect",
     "current_version",
     "delete_alias",
     "describe_model",
     "download_artifact",
     "end_open_runs",
+    "end_orphans",
+    "experiment_ids",
     "find_finished_run",
     "get_run",
     "is_registry_uri",
@@ -146,8 +157,10 @@ __all__ = [
     "server_requires_sign_in",
     "set_alias",
     "set_version_tags",
+    "settle_moves",
     "signature_inputs",
     "spark_session",
+    "store_failure",
     "store_identity",
     "top_runs",
     "trusted_types",

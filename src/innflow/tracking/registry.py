@@ -4,14 +4,19 @@ the audit trail of alias moves that MLflow itself does not keep (mlflow#2169).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from innflow.errors import RunNotFoundError, TrackingError
+from innflow.tracking.orphans import owner_gone, process_tags
 from innflow.tracking.store import _reason
 
 AUDIT_EXPERIMENT = "innflow-registry-audit"
+# A pending move record older than this is settled even when its process cannot be checked
+# (another host): an alias move takes about a second.
+PENDING_SECONDS = 600
 
 
 def _client() -> Any:
@@ -153,10 +158,13 @@ def log_run_text(run_id: str, text: str, artifact_file: str) -> None:
         _client().log_text(run_id, text, artifact_file)
 
 
-def record_move(name: str, move: dict[str, str]) -> None:
-    """Append an alias move to the audit trail: a finished run in a dedicated experiment
-    of the same tracking store, so everyone on the server sees the same history
-    (MLflow keeps none: mlflow#2169).
+def record_move(name: str, move: dict[str, str]) -> str:
+    """Write the record of an alias move before the move (a write-ahead entry): a run in a
+    dedicated experiment of the same tracking store, so everyone on the server sees
+    the same history (MLflow keeps none: mlflow#2169). Returns its id.
+
+    The record stays RUNNING until `confirm_move`: a store that dies between the two writes
+    leaves at worst a pending record, never an alias move without one (see settle_moves).
     """
     import mlflow
 
@@ -166,12 +174,65 @@ def record_move(name: str, move: dict[str, str]) -> None:
         experiment = found.experiment_id if found else client.create_experiment(AUDIT_EXPERIMENT)
         title = f"{move['alias']}: v{move['from_version']} -> v{move['to_version']}"
         tags = {"innflow.model_name": name, **{f"innflow.move.{k}": v for k, v in move.items()}}
-        entry = client.create_run(experiment, run_name=title, tags=tags)
-        client.set_terminated(entry.info.run_id, "FINISHED")
+        # The record's MLflow user is who moved the alias (MLflow would write "unknown").
+        tags["mlflow.user"] = move.get("user") or move["who"]
+        entry = client.create_run(experiment, run_name=title, tags={**tags, **process_tags()})
+    return str(entry.info.run_id)
+
+
+def confirm_move(record_id: str) -> None:
+    """The alias moved: its record is final (FINISHED)."""
+    with _registry_errors("the alias moved but its record could not be confirmed"):
+        _client().set_terminated(record_id, "FINISHED")
+
+
+def abandon_move(record_id: str, reason: str) -> None:
+    """The alias did not move: its record is closed as KILLED with the reason."""
+    client = _client()
+    with _registry_errors("cannot close the record of a move that failed"):
+        client.set_tag(record_id, "innflow.error", reason[:5000])
+        client.set_terminated(record_id, "KILLED")
+
+
+def settle_moves(name: str) -> list[str]:
+    """Close the pending records of moves whose process is gone (this host) or that are
+    older than PENDING_SECONDS: FINISHED when the alias stands where the record says (the
+    move happened before the store failed), else KILLED. Returns the records settled.
+    """
+    import mlflow
+
+    with _registry_errors(f"cannot settle the alias records of {name!r}"):
+        found = mlflow.get_experiment_by_name(AUDIT_EXPERIMENT)
+        if found is None:
+            return []
+        pending = mlflow.search_runs(
+            [found.experiment_id], output_format="list",
+            filter_string=f"tags.`innflow.model_name` = '{name}' and attributes.status = 'RUNNING'",
+        )  # fmt: skip
+        if not pending:
+            return []
+        client = _client()
+        aliases = dict(client.get_registered_model(name).aliases or {})
+        now, settled = time.time() * 1000, []
+        for record in pending:
+            tags = record.data.tags
+            if not owner_gone(tags) and now - record.info.start_time < PENDING_SECONDS * 1000:
+                continue  # a move in progress
+            alias, target = tags.get("innflow.move.alias"), tags.get("innflow.move.to_version")
+            if str(aliases.get(alias)) == target:
+                client.set_terminated(record.info.run_id, "FINISHED")
+            else:
+                why = "settled: the store failed before the alias moved"
+                client.set_tag(record.info.run_id, "innflow.error", why)
+                client.set_terminated(record.info.run_id, "KILLED")
+            settled.append(record.info.run_id)
+    return settled
 
 
 def moves(name: str) -> list[dict[str, str]]:
-    """Every recorded alias move of a model, oldest first."""
+    """Every confirmed alias move of a model, oldest first (pending records, of a move
+    the store failed during, count once settle_moves has confirmed them).
+    """
     import mlflow
 
     with _registry_errors(f"cannot read the alias history of {name!r}"):
@@ -179,8 +240,9 @@ def moves(name: str) -> list[dict[str, str]]:
         if found is None:
             return []
         runs = mlflow.search_runs(
-            [found.experiment_id], filter_string=f"tags.`innflow.model_name` = '{name}'",
-            order_by=["attributes.start_time ASC"], output_format="list",
+            [found.experiment_id], order_by=["attributes.start_time ASC"], output_format="list",
+            filter_string=f"tags.`innflow.model_name` = '{name}' "
+            "and attributes.status = 'FINISHED'",
         )  # fmt: skip
     prefix = "innflow.move."
     found_moves = [

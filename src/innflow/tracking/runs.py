@@ -14,6 +14,7 @@ import pandas as pd
 
 from innflow.errors import RunNotFoundError, TrackingError
 from innflow.tracking.notebooks import resume_notebook_run
+from innflow.tracking.orphans import end_orphans, process_tags
 from innflow.tracking.store import _known_mlflow_noise, _reason
 
 if TYPE_CHECKING:
@@ -28,10 +29,17 @@ def run(
 ) -> Iterator[Run]:
     """An MLflow run that always ends: FINISHED, or KILLED on Ctrl-C, FAILED on any error
     (with the error in ``innflow.error``). Never left RUNNING.
+
+    The run names its host and process (tracking.orphans); earlier runs of this host in
+    the experiment whose process is gone, left RUNNING because the store could not be
+    reached when they failed, are marked KILLED first. Opening the run is also where the
+    store checks the user may write here: callers open it before any expensive work.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
+    from requests.exceptions import RequestException
 
+    store_errors = (MlflowException, RequestException)
     try:
         if parent_run_id is not None:
             resume_notebook_run(parent_run_id)
@@ -42,17 +50,15 @@ def run(
         active = mlflow.start_run(
             experiment_id=found.experiment_id,
             run_name=run_name,
-            tags=tags,
+            tags={**tags, **process_tags()},
             nested=parent_run_id is not None,
             parent_run_id=parent_run_id,
         )
-    except MlflowException as e:
+    except store_errors as e:
         raise TrackingError(f"tracking store refused the run: {_reason(e)}") from e
-    from requests.exceptions import RequestException
-
-    store_errors = (MlflowException, RequestException)
     run_id = active.info.run_id
     try:
+        end_orphans([found.experiment_id], ended_by=f"found by run {run_id}")
         yield active
     except BaseException as e:
         status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
@@ -251,6 +257,9 @@ def get_run(run_id: str) -> Run:
     try:
         return mlflow.get_run(run_id)
     except MlflowException as e:
+        missing = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+        if getattr(e, "error_code", "") not in missing:
+            raise TrackingError(f"cannot read run {run_id}: {_reason(e)}") from e
         raise RunNotFoundError(f"no run with id {run_id!r} in {mlflow.get_tracking_uri()}") from e
 
 

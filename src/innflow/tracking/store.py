@@ -113,11 +113,50 @@ def mlflow_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
+_UNREACHABLE = (
+    "Max retries exceeded", "Connection refused", "Connection aborted", "Connection reset",
+    "Read timed out", "RemoteDisconnected", "Failed to establish a new connection",
+)  # fmt: skip
+
+
+def authenticated_user() -> str | None:
+    """Who the tracking server says these credentials are (its basic-auth app's
+    ``users/current``), or None for a store that authenticates nobody (SQLite, a server
+    without auth). The server is asked rather than MLFLOW_TRACKING_USERNAME trusted: a
+    server without auth accepts any name.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+    from requests.exceptions import RequestException
+
+    uri = mlflow_uri()
+    if not uri.startswith(("http://", "https://")):
+        return None
+    try:
+        response = http_request(get_default_host_creds(uri), "/api/2.0/mlflow/users/current", "GET")
+    except (MlflowException, RequestException) as e:
+        raise TrackingError(f"cannot ask who is calling: {_reason(e)}") from e
+    if response.status_code == 404:
+        return None  # no auth app on this server
+    if response.status_code != 200:
+        raise TrackingError(f"cannot ask who is calling: {_reason(_http_error(response))}")
+    return str(response.json()["user"]["username"])
+
+
+def _http_error(response: Any) -> str:
+    return f"error code {response.status_code}: {response.text[:200]}"
+
+
 def _reason(error: Any) -> str:
     """An MLflow error in one line; an unreachable server said plainly."""
     message = str(getattr(error, "message", error))
     code = getattr(error, "error_code", "")
-    if "Max retries exceeded" in message or "Connection refused" in message:
+    # An artifact transfer fails as a requests HTTPError, with the status on its response.
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if status in (401, 403):
+        message = f"error code {status}"
+    if any(sign in message for sign in _UNREACHABLE):
         return f"tracking server {mlflow_uri()} cannot be reached"
     user = os.environ.get("MLFLOW_TRACKING_USERNAME")
     who = f"user {user!r}" if user else "an anonymous user"
@@ -129,6 +168,31 @@ def _reason(error: Any) -> str:
     if code == "PERMISSION_DENIED" or "error code 403" in message:
         return f"permission denied for {who} on {mlflow_uri()}"
     return message.strip().splitlines()[0] if message.strip() else type(error).__name__
+
+
+def store_failure(error: BaseException) -> TrackingError | None:
+    """The one-line TrackingError (exit 2) for an error that is the tracking store failing:
+    unreachable or dying, refusing the credentials (401) or the permission (403), or any
+    other refusal MLflow raised; None for anything else, which is a bug and keeps its
+    traceback.
+
+    The CLI asks this about whatever reaches it, so every command maps every store failure
+    the same way, including those no workflow anticipated (exit 1 would read as "the
+    reproduction differs" to CI and schedulers). The error and its causes are examined.
+    """
+    import sys
+
+    if "mlflow" not in sys.modules:
+        return None  # nothing has talked to a store
+    from mlflow.exceptions import MlflowException
+    from requests.exceptions import RequestException
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (MlflowException, RequestException)):
+            return TrackingError(f"tracking store failed: {_reason(seen)}")
+        seen = seen.__cause__
+    return None
 
 
 @contextmanager

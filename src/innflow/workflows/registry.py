@@ -1,11 +1,14 @@
 """Register, gate, promote, roll back: who may put which model where, and the record of it.
 
 Aliases only (`staging`, `production`); registry stages are deprecated in MLflow. Every
-alias move is written to the audit trail in the tracking store (see tracking.record_move).
+alias move is written to the audit trail in the tracking store, before the move and confirmed
+after it (see tracking.record_move).
 """
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +18,13 @@ import pandas as pd
 
 from innflow import gate, model_inputs, tracking
 from innflow.config import Config
-from innflow.errors import ConfigError, GateFailed, IncompatibleModelError, RunNotFoundError
+from innflow.errors import (
+    ConfigError,
+    GateFailed,
+    IncompatibleModelError,
+    RunNotFoundError,
+    TrackingError,
+)
 from innflow.workflows import challenger
 from innflow.workflows.challenger import KEY_METRICS
 from innflow.workflows.train import Prepared, prepare
@@ -231,13 +240,18 @@ def move_alias(
 ) -> dict[str, str]:
     """Point ``alias`` at ``version`` of ``name`` (default: the cancellation model) after
     the checks, and record the move.
+
+    Against a server that authenticates, the approver is the authenticated user: ``who``
+    may be left empty, and a different name is refused (a move is recorded under one
+    identity the server vouches for). Elsewhere (SQLite, a server without auth) ``who`` is
+    a stated name, recorded as such; a rollback defaults to the operating-system user.
     """
     if alias not in ALIASES:
         raise ConfigError(f"unknown alias {alias!r}: use one of {', '.join(ALIASES)}")
-    if not who.strip():
-        raise ConfigError("an approval needs a name (--approved-by)")
     tracking.connect(config.tracking.uri)
+    who, user, identity = _approver(who.strip(), kind)
     name = name or config.registry.model_name
+    tracking.settle_moves(name)
     target = tracking.model_version(name, version)
     status = target.tags.get("innflow.gate", "pending")
     if target.tags.get("innflow.task") in ("other", "unknown") and not force:
@@ -254,23 +268,53 @@ def move_alias(
     move = {
         "alias": alias, "from_version": str(previous.version) if previous else "none",
         "to_version": str(version), "who": who, "why": why, "gate": status,
-        "forced": str(force).lower(), "kind": kind, "at": _now(),
+        "forced": str(force).lower(), "kind": kind, "at": _now(), "user": user,
+        "identity": identity,
     }  # fmt: skip
-    tracking.set_alias(name, alias, version)
+    # No alias move without its record, even when the store dies in between: the record is
+    # written first and confirmed after the move; one left pending is settled by the next
+    # move (settle_moves), by whether the alias did move.
+    record = tracking.record_move(name, move)
     try:
-        tracking.record_move(name, move)
-    except BaseException:
-        # No alias move without its record: put the alias back as it was.
-        if previous is not None:
-            tracking.set_alias(name, alias, str(previous.version))
-        else:
-            tracking.delete_alias(name, alias)
+        tracking.set_alias(name, alias, version)
+    except BaseException as e:
+        with contextlib.suppress(TrackingError):  # the store is gone: settled later
+            moved = tracking.alias_version(name, alias)  # a lost reply to a move that happened
+            if moved is not None and str(moved.version) == str(version):
+                tracking.confirm_move(record)
+            else:
+                tracking.abandon_move(record, f"{type(e).__name__}: {e}")
         raise
+    tracking.confirm_move(record)
+    # A copy of the approval on the version, for the UI; the record above is the audit.
     if alias == "production":
         tracking.set_version_tags(
-            name, version, {"innflow.approved_by": who, "innflow.approval_reason": why}
-        )
+            name, version,
+            {"innflow.approved_by": who, "innflow.approval_reason": why,
+             "innflow.approval_identity": identity},
+        )  # fmt: skip
     return move
+
+
+def _approver(who: str, kind: str) -> tuple[str, str, str]:
+    """(approver, MLflow user, identity) of a move: ``authenticated`` when the server
+    vouches for the user, else ``stated`` (the name given, the OS account beside it).
+    """
+    authenticated = tracking.authenticated_user()
+    if authenticated is not None:
+        if who and who != authenticated and kind != "pipeline":
+            raise ConfigError(
+                f"--approved-by {who!r} is not the authenticated user {authenticated!r}: "
+                "against an authenticated server the approver is the user of the tracking "
+                f"credentials (MLFLOW_TRACKING_USERNAME); leave it out or give {authenticated!r}"
+            )
+        return authenticated, authenticated, "authenticated"
+    account = getpass.getuser()
+    if not who and kind == "rollback":
+        who = account
+    if not who:
+        raise ConfigError("an approval needs a name (--approved-by)")
+    return who, account, "stated"
 
 
 def rollback(config: Config, who: str, why: str) -> dict[str, str]:

@@ -105,13 +105,34 @@ def auth_config(settings: ServerSettings, environ: Mapping[str, str]) -> str:
         )
     database = store_uri(settings.auth_database_uri or settings.backend_store_uri)
     username = environ.get("MLFLOW_AUTH_ADMIN_USERNAME") or "admin"
+    permission = default_permission(environ)
     return (
         "[mlflow]\n"
-        "default_permission = READ\n"
+        f"default_permission = {permission}\n"
         f"database_uri = {database}\n"
         f"admin_username = {username}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
     )
+
+
+DEFAULT_PERMISSIONS = ("READ", "NO_PERMISSIONS")
+
+
+def default_permission(environ: Mapping[str, str]) -> str:
+    """What every user may do on a resource nobody granted them anything on:
+    INNFLOW_AUTH_DEFAULT_PERMISSION, READ unless set.
+
+    READ (MLflow's default): everyone reads every run and model, and so, since any user may
+    create a registered model, can register anyone's run under a new model name of their
+    own (never into a model they lack EDIT on). NO_PERMISSIONS: users see only what they
+    created or were granted; a user granted READ on the registered model alone can then
+    neither register nor promote (see the permission setup in the docs).
+    """
+    chosen = environ.get("INNFLOW_AUTH_DEFAULT_PERMISSION", "READ").strip().upper() or "READ"
+    if chosen not in DEFAULT_PERMISSIONS:
+        allowed = ", ".join(DEFAULT_PERMISSIONS)
+        raise ConfigError(f"INNFLOW_AUTH_DEFAULT_PERMISSION={chosen!r}: use one of {allowed}")
+    return chosen
 
 
 def environment(settings: ServerSettings, config_dir: Path) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """`innflow train`: load and check the data, fit, evaluate, and record one complete run.
 
-The fit runs in a worker thread while the main thread imports MLflow, opens the run and
-logs everything known up front (config, provenance, datasets), so tracking costs little
-wall time on top of the fit itself.
+The run is opened first (the store's permission check, before any fitting); then the fit
+runs in a worker thread while the main thread logs everything known up front (config,
+provenance, datasets), so tracking costs little wall time on top of the fit itself.
 """
 
 from __future__ import annotations
@@ -256,7 +256,6 @@ def train(
     on_step("loading and validating data")
     prepared = prepared or prepare(config)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="innflow-fit") as pool:
-        fitting = pool.submit(fit, prepared, threads, on_step)
         store = tracking.connect(config.tracking.uri)
         tags, artifacts = _setup_tags(prepared, threads, extra_tags or {})
         params = flatten(config.to_dict())
@@ -265,6 +264,10 @@ def train(
         # Inside `innflow notebook run`, the training becomes a child of the notebook's run.
         parent_run_id = parent_run_id or tracking.notebook_run_id()
         with tracking.run(config.tracking.experiment, run_name, tags, parent_run_id) as active:
+            # Only now, with the run open, does the fit start: opening it is where the store
+            # checks that this user may write to the experiment, so a refusal (a READ user,
+            # wrong credentials, a server that is down) costs no fitting.
+            fitting = pool.submit(fit, prepared, threads, on_step)
             tracking.log_setup(config.to_yaml(), params, tags, artifacts)
             tracking.log_datasets(
                 {p: getattr(prepared.split, p) for p in ("train", "validation", "test")},
