@@ -53,6 +53,11 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workdir:
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    import mlflow
+
+    # An earlier test's set_tracking_uri outranks the environment: plain MLflow calls in
+    # the test (as a user's script makes them) must land in this store too.
+    mlflow.set_tracking_uri(store)
     return Workdir(tmp_path, data, store)
 
 

@@ -51,6 +51,8 @@ def store(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(path)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+        # An earlier test's set_tracking_uri outranks the environment: name the store.
+        mlflow.set_tracking_uri(f"sqlite:///{path / 'mlflow.db'}")
         for name, (log, artifact) in KINDS.items():
             register(name, log(bookings), artifact)
     return path, bookings
@@ -62,6 +64,7 @@ def here(store, monkeypatch: pytest.MonkeyPatch):
     path, bookings = store
     monkeypatch.chdir(path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{path / 'mlflow.db'}")
     return path, bookings
 
 
