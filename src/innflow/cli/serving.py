@@ -58,6 +58,8 @@ def serve(
     # Built here first even with workers: a bad URI or route fails once and clearly.
     app, serving = build_app(options)
     err.print(f"serving {serving} on http://{host}:{port}")
+    for note in app.state.notes:
+        err.print(note, soft_wrap=True, markup=False)
     if workers > 1:
         err.print(
             f"{workers} worker processes: each keeps its own /metrics (a scrape sees one of "
@@ -89,7 +91,15 @@ def score(
     payload = {"rows": outcome.rows, "scored": outcome.scored, "rejected": outcome.rejected,
                "seconds": round(outcome.seconds, 3), "model_version": outcome.model_version,
                "model_seconds": round(outcome.model_seconds, 3), "predictor": outcome.predictor,
-               "output": str(target)}  # fmt: skip
+               "output": str(target), "model_origin": outcome.origin,
+               "source_error": outcome.source_error}  # fmt: skip
+    if outcome.source_error is not None:
+        err.print(
+            f"innflow score: warning: scored with the start-up snapshot of {model_uri} "
+            f"(version {outcome.model_version}), but the registered model could not be "
+            f"loaded (a service would not load it either): {outcome.source_error}",
+            soft_wrap=True, markup=False,
+        )  # fmt: skip
     if as_json:
         emit_json(payload)
     else:

@@ -31,7 +31,9 @@ from pydantic_core import to_json
 
 from innflow import __version__
 from innflow.serving import core, jsonrows, parsing
+from innflow.serving.degradation import Degradation
 from innflow.serving.general import ModelFailed
+from innflow.serving.limits import BodyBudget, bounded_body
 from innflow.serving.metrics import ServiceMetrics
 from innflow.serving.prediction_log import PredictionLog
 from innflow.serving.routing import Router, Variant
@@ -57,11 +59,12 @@ class FastJSONResponse(JSONResponse):
 class Settings:
     """Service limits."""
 
-    max_body_bytes: int = 5_000_000
+    max_body_bytes: int = 5_000_000  # one request's body, counted as it is read: else 413
+    max_inflight_bytes: int = 20_000_000  # bodies held at once across requests: else 503
     max_rows: int = 100_000
     prediction_log: Path | None = None
     reload_seconds: float = 0.0  # poll the registry aliases this often (0: only on request)
-    admin_token: str | None = None  # bearer token for POST /admin/reload (None: disabled)
+    admin_token: str | None = None  # bearer token for POST /admin/reload (None/blank: disabled)
 
 
 ARROW_EXPANSION = 20  # an Arrow body may decode to this many times the body limit (compression)
@@ -100,6 +103,31 @@ def tell(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def admin_token(configured: str | None) -> bytes | None:
+    """The admin token as bytes, or None (endpoint disabled) when unset, empty or blank:
+    a whitespace token is a mistake, never a secret.
+    """
+    token = (configured or "").strip()
+    return token.encode() if token else None
+
+
+def bearer_matches(headers: list[str], token: bytes) -> bool:
+    """One ``Authorization: Bearer <token>`` header carrying exactly ``token``, compared
+    in constant time as bytes (header text is Latin-1, so any byte a client sends
+    compares; nothing malformed raises).
+    """
+    if len(headers) != 1:
+        return False
+    scheme, _, given = headers[0].strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    try:
+        presented = given.strip().encode("latin-1")
+    except UnicodeEncodeError:  # not from the wire (Starlette decodes Latin-1)
+        return False
+    return hmac.compare_digest(presented, token)
+
+
 def create_app(
     model_source: core.LoadedModel | Router,
     settings: Settings | None = None,
@@ -115,6 +143,13 @@ def create_app(
     """
     settings = settings or Settings()
     metrics = ServiceMetrics()
+    degradation = Degradation(metrics, tell)
+    budget = BodyBudget(settings.max_inflight_bytes)
+    metrics.body_bytes.set_function(lambda: budget.held)
+    token = admin_token(settings.admin_token)
+    notes = []  # what an operator must know at start: `innflow serve` prints them
+    if token is None and settings.admin_token is not None:
+        notes.append("POST /admin/reload is disabled: the admin token is empty or whitespace")
     status: dict[str, Any] = {"last_reload": None}
     confirmed = threading.Event()  # every variant is the registry's logged model
 
@@ -131,9 +166,12 @@ def create_app(
             ).set(1)  # fmt: skip
         app.state.router = router  # one reference assignment: requests see old or new
 
-    def reload() -> dict[str, Any]:
-        """Check the source; load, smoke-test and swap when a version moved."""
+    def reload(asked: bool = False) -> dict[str, Any]:
+        """Check the source; load, smoke-test and swap when a version moved (``asked``:
+        by an operator, POST /admin/reload, whose failure is said however often).
+        """
         outcome: dict[str, Any] = {"at": time.time()}
+        confirming = unconfirmed()  # a failure then leaves a snapshot unconfirmed
         try:
             if source is None:
                 raise RuntimeError("this service was started without a model source")
@@ -157,18 +195,33 @@ def create_app(
             outcome.update(outcome="failed", error=f"{type(e).__name__}: {e}"[:500])
         metrics.reloads.labels(outcome["outcome"]).inc()
         status["last_reload"] = outcome
+        serving = ", ".join(f"{v.name} v{v.model.version}" for v in app.state.router.variants)
         if outcome["outcome"] in ("refused", "failed"):
-            serving = ", ".join(f"{v.name} v{v.model.version}" for v in app.state.router.variants)
             moved = ", ".join(f"{k} v{v}" for k, v in outcome.get("wanted", {}).items())
-            tell(f"innflow serve: reload {outcome['outcome']}, still serving {serving}"
-                 f"{f' (not {moved})' if moved else ''}: {outcome['error']}")  # fmt: skip
+            if confirming:
+                degradation.report(
+                    "confirmation", f"serving the start-up snapshot of {', '.join(confirming)} "
+                    f"({serving}) unconfirmed: the registered model could not be loaded "
+                    f"(reload {outcome['outcome']}): {outcome['error']}", asked,
+                )  # fmt: skip
+            else:
+                degradation.report(
+                    "reload", f"reload {outcome['outcome']}, still serving {serving}"
+                    f"{f' (not {moved})' if moved else ''}: {outcome['error']}", asked,
+                )  # fmt: skip
+        else:
+            for kind in ("confirmation", "reload"):
+                degradation.clear(kind, f"serving {serving} as the registry has them")
         return outcome
 
-    log = (
-        PredictionLog(settings.prediction_log, metrics.log_dropped.inc)
-        if settings.prediction_log is not None
-        else None
-    )
+    log = None
+    if settings.prediction_log is not None:
+        log = PredictionLog(
+            settings.prediction_log,
+            metrics.log_dropped.inc,
+            lambda reason: degradation.report("prediction_log", reason),
+            lambda: degradation.clear("prediction_log", f"writing to {settings.prediction_log}"),
+        )
 
     stop_polling = threading.Event()
     # JSON bodies' rows: read by the compiled reader once loaded (serving/jsonrows.py)
@@ -204,18 +257,13 @@ def create_app(
 
     app = FastAPI(title="innflow scoring service", version=__version__, lifespan=lifespan)
     app.state.metrics = metrics
+    app.state.notes = notes
     install(model_source if isinstance(model_source, Router) else Router.single(model_source))
     metrics.reloads.labels("loaded").inc()
 
-    async def read_request(
-        request: Request,
+    def read_request(
+        request: Request, body: bytes
     ) -> tuple[dict[str, np.ndarray], Variant, parsing.Batch]:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
-            raise parsing.RequestError(413, f"body over {settings.max_body_bytes} bytes")
-        body = await request.body()
-        if len(body) > settings.max_body_bytes:
-            raise parsing.RequestError(413, f"body over {settings.max_body_bytes} bytes")
         batch = parsing.parse(
             request.headers.get("content-type"), body,
             settings.max_rows, ARROW_EXPANSION * settings.max_body_bytes, rows["reader"],
@@ -294,7 +342,17 @@ def create_app(
     async def answer(endpoint: str, request: Request, explain: bool = False) -> Response:
         started = time.perf_counter()
         try:
-            arrays, variant, batch = await read_request(request)
+            async with bounded_body(request, settings.max_body_bytes, budget) as body:
+                return await answer_body(endpoint, request, body, started, explain)
+        except parsing.RequestError as e:
+            refused = JSONResponse(e.body, status_code=e.status, headers=e.headers)
+            return finish(endpoint, started, refused, None)
+
+    async def answer_body(
+        endpoint: str, request: Request, body: bytes, started: float, explain: bool
+    ) -> Response:
+        try:
+            arrays, variant, batch = read_request(request, body)
             if explain and variant.model.general is not None:
                 raise parsing.RequestError(
                     400, "explanations are given for innflow's own models; "
@@ -302,7 +360,7 @@ def create_app(
                 )  # fmt: skip
             if explain and variant.model.pipeline is None:  # started from its snapshot
                 await asyncio.to_thread(confirmed.wait, EXPLAIN_WAIT_SECONDS)
-                arrays, variant, batch = await read_request(request)  # the body is kept
+                arrays, variant, batch = read_request(request, body)  # the body is kept
                 if variant.model.pipeline is None:
                     raise parsing.RequestError(
                         503, "explanations need the logged model, which is still loading; "
@@ -326,12 +384,12 @@ def create_app(
         record(variant, arrays, predicted, request_id)
         shadow(batch, request_id)
         if endpoint == "invocations":
-            body: dict[str, Any] = {"predictions": predicted.raw}
+            answered: dict[str, Any] = {"predictions": predicted.raw}
         else:
-            body = {"predictions": per_row(variant, predicted, why)}
+            answered = {"predictions": per_row(variant, predicted, why)}
             if "likely_cancel" in predicted.columns:
-                body = {"threshold": variant.model.threshold, **body}
-        return finish(endpoint, started, FastJSONResponse(body), variant, batch)
+                answered = {"threshold": variant.model.threshold, **answered}
+        return finish(endpoint, started, FastJSONResponse(answered), variant, batch)
 
     def per_row(
         variant: Variant, predicted: core.Prediction, why: list[list[dict]] | None
@@ -364,12 +422,14 @@ def create_app(
     @app.post("/admin/reload")
     def admin_reload(request: Request) -> Response:
         """Reload now (bearer token from the service's settings)."""
-        if settings.admin_token is None:
+        if token is None:
             return JSONResponse({"error": "reload endpoint disabled (no admin token)"}, 403)
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given, f"Bearer {settings.admin_token}"):
-            return JSONResponse({"error": "wrong or missing bearer token"}, 401)
-        outcome = reload()
+        if not bearer_matches(request.headers.getlist("authorization"), token):
+            return JSONResponse(
+                {"error": "wrong, missing or malformed bearer token"}, 401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )  # fmt: skip
+        outcome = reload(asked=True)
         return JSONResponse(outcome, 200 if outcome["outcome"] in ("loaded", "unchanged") else 409)
 
     @app.get("/ping")
@@ -388,15 +448,20 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        """Ready once a model is loaded; the last reload's outcome and each variant's
-        predictor (a refused or failed compile is reported here, the service still ready).
+        """Ready once a model is loaded, ``degraded`` (still answering) while a problem in
+        ``degraded`` holds: a start-up snapshot the registry cannot confirm, a failed
+        reload, a prediction log that cannot write. The last reload's outcome and each
+        variant's predictor (a refused or failed compile is reported here, the service
+        still ready).
         ``confirmed`` is false while a variant started from its snapshot has not been
         confirmed by the registry yet (``origins`` says which). ``json_rows``: how JSON
         bodies' rows are read (``compiled``, or ``python`` and why).
         """
         router = app.state.router
+        problems = degradation.reasons()
         return {
-            "status": "ready",
+            "status": "degraded" if problems else "ready",
+            "degraded": problems,
             "model_version": router.live[0].model.version,
             "variants": {v.name: v.model.version for v in router.variants},
             "confirmed": not unconfirmed(),

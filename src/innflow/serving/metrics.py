@@ -47,6 +47,24 @@ class ServiceMetrics:
             ["variant", "version", "state"],
             registry=r,
         )
+        self.degraded = Gauge(
+            "innflow_degraded",
+            "1 while the service is degraded for this reason (kind: confirmation, reload, "
+            "prediction_log), 0 once resolved; /health says why.",
+            ["kind"],
+            registry=r,
+        )
+        self.degradations = Counter(
+            "innflow_degradation_events",
+            "Problems reported by kind (each failed confirmation, reload or log write).",
+            ["kind"],
+            registry=r,
+        )
+        self.body_bytes = Gauge(
+            "innflow_request_body_bytes_in_flight",
+            "Request-body bytes being held now (capped across requests).",
+            registry=r,
+        )
         self.reloads = Counter(
             "innflow_model_reloads", "Model (re)loads by outcome.", ["outcome"], registry=r
         )

@@ -147,9 +147,16 @@ INVOCATIONS_RESPONSE = {
 class RequestError(Exception):
     """A request the service refuses: HTTP status and a JSON-able body."""
 
-    def __init__(self, status: int, message: str, errors: list[dict] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        errors: list[dict] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers
         self.body: dict[str, Any] = {"error": message}
         if errors:
             self.body["errors"] = errors

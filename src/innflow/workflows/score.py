@@ -6,11 +6,17 @@ breaks the schema is kept, unscored, with its reason in ``error``: never dropped
 innflow did not train (the general path, local engine) is held to its signature and
 writes its own output columns: ``probability``/``likely_cancel`` for two classes'
 probabilities, ``prediction`` otherwise.
+
+Scored from a start-up snapshot (the registry confirmed its version and run), the
+registered model itself is loaded meanwhile, in a background thread: a snapshot is a
+cache, and a registered artifact that no longer loads (corrupted, deleted) is reported
+(``source_error``) instead of going unnoticed until the next service start.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -22,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from innflow import data, tracking
-from innflow.errors import ConfigError, DataValidationError
+from innflow.errors import ConfigError, DataValidationError, InnflowError
 from innflow.serving import core
 from innflow.serving.general import ModelFailed
 from innflow.workflows.serve import confirmed, load
@@ -42,6 +48,8 @@ class ScoreOutcome:
     model_version: str
     predictor: str = "exact"
     model_seconds: float = 0.0  # of ``seconds``: resolving and loading the model
+    origin: str = "registry"  # "snapshot": scored from its start-up snapshot
+    source_error: str | None = None  # the snapshot's registered model could not be loaded
 
 
 def score_file(model_uri: str, source: Path, target: Path, engine: str = "local") -> ScoreOutcome:
@@ -57,7 +65,12 @@ def _score_local(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
     started = time.perf_counter()
     # The snapshot when the registry confirms it (no pipeline to unpickle), else the logged
     # model with a cached compiled predictor only: a compile costs more than it saves here.
-    model = confirmed(model_uri) or load(model_uri, compile="cached")
+    model = confirmed(model_uri)
+    check = None
+    if model is not None:
+        check = SourceCheck(model.description.get("resolved_uri") or model_uri)
+    else:
+        model = load(model_uri, compile="cached")
     if model.general is not None:
         return _score_general(model, source, target, started)
     # The service scores a few rows per request single-threaded; a file is one big batch.
@@ -86,11 +99,39 @@ def _score_local(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
     out["model_version"] = model.version
     out["error"] = reasons
     _write(out, target)
+    source_error = check.wait() if check is not None else None
     seconds = time.perf_counter() - started
     return ScoreOutcome(
         len(frame), int(good.sum()), int((~good).sum()), seconds, model.version,
         model.predictor["state"], loaded - started,
+        "snapshot" if check is not None else "registry", source_error,
     )  # fmt: skip
+
+
+class SourceCheck:
+    """Load a snapshot's registered model in the background, while the file is scored
+    from the snapshot: ``wait`` gives None, or why it could not be loaded.
+    """
+
+    def __init__(self, resolved_uri: str) -> None:
+        self.resolved_uri = resolved_uri
+        self.problem: str | None = None
+        self._thread = threading.Thread(target=self._load, name="innflow-source-check")
+        self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            tracking.connect(None)
+            tracking.load_for_serving(self.resolved_uri)
+        except InnflowError as e:  # reported beside the scores, which stand
+            self.problem = str(e)[:500]
+        except Exception as e:
+            self.problem = f"{type(e).__name__}: {e}"[:500]
+
+    def wait(self) -> str | None:
+        """Why the registered model could not be loaded, once the load has ended."""
+        self._thread.join()
+        return self.problem
 
 
 def _score_general(

@@ -172,15 +172,26 @@ def build_app(options: ServiceOptions):
 
     A registry alias (``models:/NAME@ALIAS``) or routes give a reloadable registry source,
     started from snapshots where there are any; any other URI is served as loaded. The
-    admin token comes from INNFLOW_ADMIN_TOKEN.
+    admin token comes from INNFLOW_ADMIN_TOKEN (empty or whitespace: the endpoint is
+    disabled, said in ``app.state.notes``). A prediction log directory that cannot be
+    written is refused before anything is loaded.
     """
     from innflow.serving.app import Settings, create_app
+    from innflow.serving.prediction_log import check_writable
 
     settings = Settings(
         prediction_log=Path(options.prediction_log) if options.prediction_log else None,
         reload_seconds=options.reload_seconds,
-        admin_token=os.environ.get("INNFLOW_ADMIN_TOKEN") or None,
+        admin_token=os.environ.get("INNFLOW_ADMIN_TOKEN"),
     )
+    if settings.prediction_log is not None:
+        try:
+            check_writable(settings.prediction_log)
+        except OSError as e:
+            raise ConfigError(
+                f"--prediction-log {settings.prediction_log}: cannot write there "
+                f"({e.strerror or e})"
+            ) from e
     model_uri, model_name = options.model_uri, options.model_name
     routes, shadows = list(options.routes), list(options.shadows)
     if not (routes or shadows or "@" in model_uri):
