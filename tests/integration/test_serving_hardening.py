@@ -340,6 +340,7 @@ def corrupted_snapshot(registry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from innflow.workflows.score import score_file
     from innflow.workflows.serve import load
 
     monkeypatch.setenv("INNFLOW_COMPILE", "1")
@@ -356,12 +357,14 @@ def corrupted_snapshot(registry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     uri = f"models:/{COPY}@production"
     model = load(uri, compile="build")
     assert model.predictor["state"] == "compiled", model.predictor
+    bookings_file = tmp_path / "bookings.parquet"
+    bookings.to_parquet(bookings_file, index=False)
+    sound = score_file(uri, bookings_file, tmp_path / "sound.parquet")
+    assert (sound.origin, sound.source_checked, sound.source_error) == ("snapshot", True, None)
     weights = [p for p in artifact.rglob("*") if p.is_file() and p.suffix in (".skops", ".pkl")]
     assert weights, sorted(artifact.rglob("*"))
     for path in weights:
         path.write_bytes(b"\x00 corrupted \x00" * 64)
-    bookings_file = tmp_path / "bookings.parquet"
-    bookings.to_parquet(bookings_file, index=False)
     yield uri, bookings_file, production
     client.delete_registered_model(COPY)  # the store is shared by the package's tests
 
@@ -383,6 +386,15 @@ def test_score_says_when_the_snapshot_s_registered_model_does_not_load(
         f"innflow score: warning: scored with the start-up snapshot of {uri}"
     )
     assert reported["source_error"] in lines[0]
+    assert reported["source_checked"] is True
+    fast = cli(
+        "score", str(bookings_file), str(tmp_path / "fast.parquet"), "--model-uri", uri,
+        "--json", "--no-check-source",
+    )  # fmt: skip
+    assert fast.code == 0, fast.stderr
+    unchecked = json.loads(fast.stdout)
+    assert unchecked["model_origin"] == "snapshot" and unchecked["source_checked"] is False
+    assert unchecked["source_error"] is None and "innflow score" not in fast.stderr
 
 
 def test_serve_from_a_snapshot_whose_model_does_not_load_is_degraded(

@@ -80,6 +80,14 @@ def score(
     engine: Annotated[
         str, typer.Option("--engine", help="local, or spark (mlflow.pyfunc.spark_udf).")
     ] = "local",
+    check_source: Annotated[
+        bool,
+        typer.Option(
+            "--check-source/--no-check-source",
+            help="Scoring from a start-up snapshot, load the registered model meanwhile and "
+            "warn when it no longer loads (--no-check-source: faster, unchecked).",
+        ),
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Batch scoring: the input columns plus probability, decision, version and error."""
@@ -87,11 +95,12 @@ def score(
 
     with StepLog() as progress:
         progress(f"scoring {source} with {model_uri} ({engine})")
-        outcome = score_file(model_uri, source, target, engine)
+        outcome = score_file(model_uri, source, target, engine, check_source)
     payload = {"rows": outcome.rows, "scored": outcome.scored, "rejected": outcome.rejected,
                "seconds": round(outcome.seconds, 3), "model_version": outcome.model_version,
                "model_seconds": round(outcome.model_seconds, 3), "predictor": outcome.predictor,
                "output": str(target), "model_origin": outcome.origin,
+               "source_checked": outcome.source_checked,
                "source_error": outcome.source_error}  # fmt: skip
     if outcome.source_error is not None:
         err.print(

@@ -10,7 +10,8 @@ probabilities, ``prediction`` otherwise.
 Scored from a start-up snapshot (the registry confirmed its version and run), the
 registered model itself is loaded meanwhile, in a background thread: a snapshot is a
 cache, and a registered artifact that no longer loads (corrupted, deleted) is reported
-(``source_error``) instead of going unnoticed until the next service start.
+(``source_error``) instead of going unnoticed until the next service start. The check
+costs about the load the snapshot saves; ``check_source=False`` skips it.
 """
 
 from __future__ import annotations
@@ -50,27 +51,37 @@ class ScoreOutcome:
     model_seconds: float = 0.0  # of ``seconds``: resolving and loading the model
     origin: str = "registry"  # "snapshot": scored from its start-up snapshot
     source_error: str | None = None  # the snapshot's registered model could not be loaded
+    source_checked: bool = False  # a snapshot's registered model was loaded to check it
 
 
-def score_file(model_uri: str, source: Path, target: Path, engine: str = "local") -> ScoreOutcome:
-    """Score a parquet/CSV file with the given engine; invalid rows are kept with a reason."""
+def score_file(
+    model_uri: str, source: Path, target: Path, engine: str = "local", check_source: bool = True
+) -> ScoreOutcome:
+    """Score a parquet/CSV file with the given engine; invalid rows are kept with a reason.
+    ``check_source``: scoring from a start-up snapshot, load its registered model meanwhile
+    and report it when it does not load.
+    """
     if engine not in ENGINES:
         raise ConfigError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
     if engine == "spark":
         return _score_spark(model_uri, Path(source), Path(target))
-    return _score_local(model_uri, Path(source), Path(target))
+    return _score_local(model_uri, Path(source), Path(target), check_source)
 
 
-def _score_local(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
+def _score_local(
+    model_uri: str, source: Path, target: Path, check_source: bool = True
+) -> ScoreOutcome:
     started = time.perf_counter()
     # The snapshot when the registry confirms it (no pipeline to unpickle), else the logged
     # model with a cached compiled predictor only: a compile costs more than it saves here.
     model = confirmed(model_uri)
-    check = None
-    if model is not None:
-        check = SourceCheck(model.description.get("resolved_uri") or model_uri)
-    else:
+    check, origin = None, "registry"
+    if model is None:
         model = load(model_uri, compile="cached")
+    else:
+        origin = "snapshot"
+        if check_source:
+            check = SourceCheck(model.description.get("resolved_uri") or model_uri)
     if model.general is not None:
         return _score_general(model, source, target, started)
     # The service scores a few rows per request single-threaded; a file is one big batch.
@@ -104,7 +115,7 @@ def _score_local(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
     return ScoreOutcome(
         len(frame), int(good.sum()), int((~good).sum()), seconds, model.version,
         model.predictor["state"], loaded - started,
-        "snapshot" if check is not None else "registry", source_error,
+        origin, source_error, check is not None,
     )  # fmt: skip
 
 
