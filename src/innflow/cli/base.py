@@ -152,5 +152,8 @@ def main() -> None:
 
 def _fail(error: InnflowError) -> None:
     """One line on stderr and the error's exit code."""
-    err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+    from innflow.redaction import uri_credentials
+
+    # Errors quote store and model URIs; a password in one never reaches the terminal.
+    err.print(f"[red]error:[/] {uri_credentials(str(error))}", highlight=False, soft_wrap=True)
     sys.exit(error.exit_code)

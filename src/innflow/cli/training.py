@@ -22,6 +22,7 @@ from innflow.cli.base import (
     out,
     short,
 )  # fmt: skip
+from innflow.redaction import uri_credentials
 
 
 @app.command()
@@ -44,7 +45,7 @@ def train(
                 "run_id": outcome.run_id,
                 "experiment_id": outcome.experiment_id,
                 "model_uri": outcome.model_uri,
-                "tracking_uri": outcome.tracking_uri,
+                "tracking_uri": uri_credentials(outcome.tracking_uri),
                 "predictions_sha256": outcome.predictions_sha256,
                 "metrics": outcome.metrics,
             }
@@ -58,7 +59,7 @@ def train(
     out.print(f"run_id      {outcome.run_id}")
     out.print(f"experiment  {resolved.tracking.experiment} ({outcome.experiment_id})")
     out.print(f"model       {outcome.model_uri}")
-    out.print(f"store       {outcome.tracking_uri}")
+    out.print(f"store       {uri_credentials(outcome.tracking_uri)}")
 
 
 @app.command()
