@@ -53,6 +53,8 @@ def store(tmp_path_factory):
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
         # An earlier test's set_tracking_uri outranks the environment: name the store.
         mlflow.set_tracking_uri(f"sqlite:///{path / 'mlflow.db'}")
+        # ... and its experiment: another store's (set by training there) does not exist here
+        mlflow.set_experiment(experiment_id="0")
         for name, (log, artifact) in KINDS.items():
             register(name, log(bookings), artifact)
     return path, bookings
@@ -65,6 +67,7 @@ def here(store, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{path / 'mlflow.db'}")
+    mlflow.set_experiment(experiment_id="0")
     return path, bookings
 
 

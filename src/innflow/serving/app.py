@@ -201,8 +201,9 @@ def create_app(
             if confirming:
                 degradation.report(
                     "confirmation", f"serving the start-up snapshot of {', '.join(confirming)} "
-                    f"({serving}) unconfirmed: the registered model could not be loaded "
-                    f"(reload {outcome['outcome']}): {outcome['error']}", asked,
+                    f"({serving}), unconfirmed: the registry's model could not be loaded "
+                    f"(reload {outcome['outcome']}, retried every {CONFIRM_RETRY_SECONDS:.0f} s): "
+                    f"{outcome['error']}", asked,
                 )  # fmt: skip
             else:
                 degradation.report(
