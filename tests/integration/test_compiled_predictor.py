@@ -375,7 +375,8 @@ def test_batch_scoring_uses_the_confirmed_snapshot_and_matches_the_pipeline(
     monkeypatch.setattr(tracking, "load_for_serving", refuse)
     connect = tracking.connect
     monkeypatch.setattr(tracking, "connect", unopened)  # the alias is read from the store itself
-    outcome = score_file(PRODUCTION, DATA, tmp_path / "scored.parquet")
+    # --no-check-source: the snapshot alone, no pipeline loaded, the store read directly.
+    outcome = score_file(PRODUCTION, DATA, tmp_path / "scored.parquet", check_source=False)
     assert outcome.predictor == "compiled" and outcome.model_version == model.version
     _assert_scored_like_the_pipeline(model, tmp_path / "scored.parquet")
 
@@ -385,7 +386,7 @@ def test_batch_scoring_uses_the_confirmed_snapshot_and_matches_the_pipeline(
     document["store_schema"] = "another-revision"
     path.write_text(json.dumps(document))
     with pytest.raises(AssertionError, match="opened through MLflow"):
-        score_file(PRODUCTION, DATA, tmp_path / "again.parquet")
+        score_file(PRODUCTION, DATA, tmp_path / "again.parquet", check_source=False)
     monkeypatch.setattr(tracking, "connect", connect)
     outcome = score_file(PRODUCTION, DATA, tmp_path / "again.parquet")
     assert outcome.predictor == "compiled" and outcome.model_version == model.version
