@@ -560,3 +560,33 @@ def test_worker_processes_honour_routes_and_the_prediction_log(registered, tmp_p
         server.stderr.close()
     logged = pd.concat(pd.read_parquet(p) for p in (tmp_path / "log").glob("*.parquet"))
     assert len(logged) == 43  # every scored booking, from whichever worker scored it
+
+
+def test_parquet_bodies_as_mlflow_server_takes_them(served) -> None:
+    """``DataFrame.to_parquet()`` bodies (MLflow's `application/vnd.apache.parquet`) score
+    bit for bit as in-process; a damaged one is a 400, too many rows a 413 before decoding.
+    """
+    import io
+
+    client, model, bookings, _ = served
+    parquet = {"Content-Type": "application/vnd.apache.parquet"}
+    body = io.BytesIO()
+    bookings.to_parquet(body, index=False)
+    response = client.post("/invocations", content=body.getvalue(), headers=parquet)
+    assert response.status_code == 200, response.text
+    expected = model.pipeline.predict_proba(bookings)
+    assert np.asarray(response.json()["predictions"]).tobytes() == expected.tobytes()
+    damaged = client.post("/invocations", content=body.getvalue()[:-40], headers=parquet)
+    assert damaged.status_code == 400 and "Parquet" in damaged.json()["error"]
+    bad = bookings.copy()
+    bad.loc[1, "adults"] = -2
+    bad_body = io.BytesIO()
+    bad.to_parquet(bad_body, index=False)
+    refused = client.post("/invocations", content=bad_body.getvalue(), headers=parquet)
+    assert refused.status_code == 400
+    assert {"row": 1, "field": "adults"}.items() <= refused.json()["errors"][0].items()
+    many = io.BytesIO()
+    pd.concat([bookings] * 6000, ignore_index=True).head(100_001).to_parquet(many, index=False)
+    assert len(many.getvalue()) < 200_000  # under the body limit: refused from the footer
+    over = client.post("/invocations", content=many.getvalue(), headers=parquet)
+    assert over.status_code == 413, over.text

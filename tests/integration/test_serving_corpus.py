@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from innflow.serving.app import Settings, create_app
-from innflow.serving.parsing import ARROW_STREAM
+from innflow.serving.parsing import ARROW_STREAM, PARQUET
 from tests.integration.conftest import json_rows_state
 
 MAX_BODY = 20_000
@@ -78,10 +78,9 @@ ARROW_TYPES = [pa.int8(), pa.uint64(), pa.float32(), pa.bool_(), pa.large_string
 
 
 @st.composite
-def arrow_bodies(draw: st.DrawFn, rows: list[dict]) -> bytes:
-    """The rows as an Arrow IPC stream: each column as Arrow infers it (text when its
-    values have no one type), sometimes cast to another type, sometimes compressed, split
-    into batches, truncated or written in the file format instead.
+def arrow_tables(draw: st.DrawFn, rows: list[dict]) -> pa.Table:
+    """The rows as an Arrow table: each column as Arrow infers it (text when its values
+    have no one type), sometimes cast to another type.
     """
     columns = sorted({k for r in rows for k in r})
     arrays = []
@@ -95,7 +94,15 @@ def arrow_bodies(draw: st.DrawFn, rows: list[dict]) -> bytes:
             with suppress(pa.ArrowException, NotImplementedError):  # else keep the inferred
                 array = array.cast(draw(st.sampled_from(ARROW_TYPES)))
         arrays.append(array)
-    table = pa.Table.from_arrays(arrays, names=columns)
+    return pa.Table.from_arrays(arrays, names=columns)
+
+
+@st.composite
+def arrow_bodies(draw: st.DrawFn, rows: list[dict]) -> bytes:
+    """The rows as an Arrow IPC stream, sometimes compressed, split into batches,
+    truncated or written in the file format instead.
+    """
+    table = draw(arrow_tables(rows))
     sink = pa.BufferOutputStream()
     compression = draw(st.sampled_from([None, None, "zstd", "lz4"]))
     if draw(st.integers(0, 9)) == 0:
@@ -105,6 +112,20 @@ def arrow_bodies(draw: st.DrawFn, rows: list[dict]) -> bytes:
         options = pa.ipc.IpcWriteOptions(compression=compression)
         with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
             writer.write_table(table, max_chunksize=draw(st.sampled_from([None, 1, 2])))
+    body = sink.getvalue().to_pybytes()
+    if draw(st.integers(0, 9)) == 0:
+        body = body[: draw(st.integers(0, len(body)))]
+    return body
+
+
+@st.composite
+def parquet_bodies(draw: st.DrawFn, rows: list[dict]) -> bytes:
+    """The rows as a Parquet file (MLflow's parquet body), sometimes truncated."""
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    with suppress(pa.ArrowException, NotImplementedError):  # a type Parquet cannot hold
+        pq.write_table(draw(arrow_tables(rows)), sink)
     body = sink.getvalue().to_pybytes()
     if draw(st.integers(0, 9)) == 0:
         body = body[: draw(st.integers(0, len(body)))]
@@ -122,7 +143,17 @@ def bodies(draw: st.DrawFn, bookings: list[dict]) -> tuple[bytes, str | None]:
     columns = sorted({k for r in rows for k in r})
     form = draw(
         st.sampled_from(
-            ["split", "records", "instances", "inputs", "columnar", "csv", "arrow", "junk"]
+            [
+                "split",
+                "records",
+                "instances",
+                "inputs",
+                "columnar",
+                "csv",
+                "arrow",
+                "parquet",
+                "junk",
+            ]
         )
     )
     payload: Any
@@ -141,6 +172,8 @@ def bodies(draw: st.DrawFn, bookings: list[dict]) -> tuple[bytes, str | None]:
         return text.encode(), draw(st.sampled_from(["text/csv", "text/csv; charset=utf-8"]))
     elif form == "arrow":
         return draw(arrow_bodies(rows)), draw(st.sampled_from([ARROW_STREAM, "application/json"]))
+    elif form == "parquet":
+        return draw(parquet_bodies(rows)), PARQUET
     elif form == "junk":
         choice = draw(st.integers(0, 5))
         if choice == 0:
@@ -206,7 +239,7 @@ def scoring_routes(corpus_client) -> list[tuple[str, str]]:
     assert {"/invocations", "/predict"} <= {path for path, _ in scoring}
     for path, method in scoring:  # the content types the corpus speaks are the documented ones
         documented = paths[path][method.lower()]["requestBody"]["content"]
-        assert set(documented) == {"application/json", "text/csv", ARROW_STREAM}
+        assert set(documented) == {"application/json", "text/csv", ARROW_STREAM, PARQUET}
     return scoring
 
 
