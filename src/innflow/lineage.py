@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from innflow.data import file_sha256
+
 READS_ENV = "INNFLOW_NOTEBOOK_READS"
 # Never data: tooling, caches, version control and MLflow's own artifact stores.
 SKIPPED_PARTS = frozenset(
@@ -121,15 +123,6 @@ def _shown(path: Path, base: Path) -> str:
         return str(resolved.relative_to(base.resolve()))
     except ValueError:
         return str(resolved)
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fingerprint(paths: Iterable[Path], base: Path) -> list[DataFile]:

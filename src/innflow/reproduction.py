@@ -5,6 +5,7 @@ cause of a mismatch. Pure: the workflows fill it, the CLI prints it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 NOT_RECORDED = "(not recorded)"
@@ -122,3 +123,25 @@ def _count(n: int, noun: str) -> str:
 def metric_text(value: float) -> str:
     """A metric as text, exactly: repr keeps every bit of a float."""
     return "nan" if math.isnan(value) else repr(value)
+
+
+def metric_checks(
+    then: dict[str, float],
+    now: dict[str, float],
+    subject: str,
+    label: str = "",
+    skip: Callable[[str], bool] = lambda name: False,
+) -> list[Check]:
+    """One decisive check per recorded metric (``skip``: the wall-clock ones), by name."""
+    return [
+        Check(
+            f"metric {name}{label}",
+            metric_text(value),
+            "(missing)" if name not in now else metric_text(now[name]),
+            decisive=True,
+            kind="metric",
+            subject=subject,
+        )
+        for name, value in sorted(then.items())
+        if not skip(name)
+    ]

@@ -19,7 +19,7 @@ import yaml
 from innflow import config as config_module
 from innflow import provenance, tracking
 from innflow.errors import NotReproducible
-from innflow.reproduction import NOT_RECORDED, Check, Report, metric_text
+from innflow.reproduction import NOT_RECORDED, Check, Report, metric_checks
 from innflow.workflows.train import Prepared, Step, _quiet, prepare, resolve_threads, train
 
 __all__ = ["Check", "Report", "context_checks", "replay_check", "reproduce"]
@@ -122,21 +122,10 @@ def _result_checks(
     original: Any, new_metrics: dict[str, float], new_predictions_sha256: str | None
 ) -> list[Check]:
     """Every recorded metric (wall-clock durations aside) and the test-prediction hash."""
-    checks = []
-    for name, value in sorted(original.data.metrics.items()):
-        if name.startswith("duration_"):
-            continue  # wall-clock time is not a result
-        again = new_metrics.get(name)
-        checks.append(
-            Check(
-                f"metric {name}",
-                metric_text(value),
-                "(missing)" if again is None else metric_text(again),
-                decisive=True,
-                kind="metric",
-                subject="training",
-            )
-        )
+    # wall-clock durations are not results
+    checks = metric_checks(
+        original.data.metrics, new_metrics, "training", skip=lambda n: n.startswith("duration_")
+    )
     recorded_sha = original.data.tags.get("innflow.predictions_sha256", NOT_RECORDED)
     now_sha = new_predictions_sha256 or NOT_RECORDED
     checks.append(

@@ -20,7 +20,7 @@ import yaml
 
 from innflow import config as config_module
 from innflow import lineage, provenance, tracking
-from innflow.reproduction import NOT_RECORDED, Check, Report, metric_text
+from innflow.reproduction import NOT_RECORDED, Check, Report, metric_checks
 from innflow.workflows.reproduce import context_checks, replay_check
 from innflow.workflows.train import Step, prepare
 
@@ -154,23 +154,14 @@ def _tree_metric_checks(then: dict[str, Any], now: dict[str, Any]) -> list[Check
     """Every metric of every run in the original tree against the run at the same place."""
     checks = []
     for key, run in then.items():
-        label = _run_label(key, run)
         again = now.get(key)
-        new_metrics = again.data.metrics if again is not None else {}
-        for name, value in sorted(run.data.metrics.items()):
-            if _timing(name):
-                continue
-            new = new_metrics.get(name)
-            checks.append(
-                Check(
-                    f"metric {name}{label}",
-                    metric_text(value),
-                    "(missing)" if new is None else metric_text(new),
-                    decisive=True,
-                    kind="metric",
-                    subject=key or "notebook",
-                )
-            )
+        checks += metric_checks(
+            run.data.metrics,
+            again.data.metrics if again is not None else {},
+            subject=key or "notebook",
+            label=_run_label(key, run),
+            skip=_timing,
+        )
     return checks
 
 
