@@ -136,3 +136,20 @@ def registry(registered, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
     return registered
+
+
+@pytest.fixture
+def reloadable(registry):
+    """An app over the production alias with a registry source; aliases restored after."""
+    from fastapi.testclient import TestClient
+    from mlflow.tracking import MlflowClient
+
+    from innflow.serving.app import Settings, create_app
+    from innflow.workflows.serve import RegistrySource
+
+    _, bookings, version, _ = registry
+    source = RegistrySource("hotel-booking-cancellation", ["production=100"], [])
+    app = create_app(source.load(), Settings(admin_token="s3cret"), source)
+    client = MlflowClient()
+    yield TestClient(app), client, bookings, version
+    client.set_registered_model_alias("hotel-booking-cancellation", "production", version)

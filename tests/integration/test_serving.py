@@ -410,21 +410,6 @@ def test_ab_split_is_sticky_and_shadow_is_logged_never_returned(registry, tmp_pa
     assert set(logged.loc[logged["variant"] == "staging", "model_version"]) == {staging.version}
 
 
-@pytest.fixture
-def reloadable(registry):
-    """An app over the production alias with a registry source; aliases restored after."""
-    from mlflow.tracking import MlflowClient
-
-    from innflow.workflows.serve import RegistrySource
-
-    _, bookings, version, _ = registry
-    source = RegistrySource("hotel-booking-cancellation", ["production=100"], [])
-    app = create_app(source.load(), Settings(admin_token="s3cret"), source)
-    client = MlflowClient()
-    yield TestClient(app), client, bookings, version
-    client.set_registered_model_alias("hotel-booking-cancellation", "production", version)
-
-
 def test_reload_swaps_to_the_new_production_version(reloadable) -> None:
     http, registry, bookings, version = reloadable
     body = {"dataframe_records": _records(bookings.head(1))}

@@ -284,21 +284,6 @@ def test_an_unwritable_prediction_log_is_refused_at_start(registry, tmp_path, cl
     assert "Traceback" not in done.stderr
 
 
-@pytest.fixture
-def reloadable(registry):
-    """An app over the production alias with a registry source; aliases restored after."""
-    from mlflow.tracking import MlflowClient
-
-    from innflow.workflows.serve import RegistrySource
-
-    _, bookings, version, _ = registry
-    source = RegistrySource("hotel-booking-cancellation", ["production=100"], [])
-    app = create_app(source.load(), Settings(admin_token="s3cret"), source)
-    client = MlflowClient()
-    yield TestClient(app), client, bookings, version
-    client.set_registered_model_alias("hotel-booking-cancellation", "production", version)
-
-
 def test_a_failed_reload_is_degraded_until_a_reload_succeeds(reloadable, capsys) -> None:
     http, registry, bookings, version = reloadable
     auth = {"Authorization": "Bearer s3cret"}
