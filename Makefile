@@ -4,7 +4,7 @@ UV := $(if $(SYSTEM_UV),$(SYSTEM_UV),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 LINTED := src tests benchmarks deploy notebooks
 
-.PHONY: setup setup-airflow run train test test-fast lint format bench ui clean
+.PHONY: setup setup-airflow run train test test-fast lint docs format bench ui clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -31,6 +31,10 @@ lint: setup
 	$(RUN) ruff check $(LINTED)
 	$(RUN) ruff format --check $(LINTED)
 	$(RUN) mypy src
+	$(RUN) lint-imports
+
+docs: setup  ## the docs site, warnings as errors (site/)
+	$(UV) run --frozen --group docs mkdocs build --strict
 
 format: setup
 	$(RUN) ruff format $(LINTED)

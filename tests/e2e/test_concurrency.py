@@ -38,7 +38,8 @@ def test_eight_concurrent_trainings_all_finish_complete(team_workdir, s3) -> Non
     ]  # fmt: skip
     results = [(p.wait(600), *p.communicate()) for p in processes]
     seconds = time.perf_counter() - started
-    assert [code for code, _, _ in results] == [0] * CLIENTS, [e[-500:] for _, _, e in results]
+    failed = "\n---\n".join(err[-2000:] for code, _, err in results if code != 0)
+    assert [code for code, _, _ in results] == [0] * CLIENTS, failed
     reported = [json.loads(stdout) for _, stdout, _ in results]
     print(f"\n{CLIENTS} concurrent trainings against the server: {seconds:.1f}s")
 

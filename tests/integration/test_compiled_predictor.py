@@ -369,25 +369,15 @@ def test_batch_scoring_uses_the_confirmed_snapshot_and_matches_the_pipeline(
     def refuse(uri: str):
         raise AssertionError(f"the pipeline of {uri} was loaded")
 
-    def unopened(uri: str | None):
-        raise AssertionError("the tracking store was opened through MLflow")
-
+    load_for_serving = tracking.load_for_serving
     monkeypatch.setattr(tracking, "load_for_serving", refuse)
-    connect = tracking.connect
-    monkeypatch.setattr(tracking, "connect", unopened)  # the alias is read from the store itself
-    # --no-check-source: the snapshot alone, no pipeline loaded, the store read directly.
+    # --no-check-source: the snapshot alone, no pipeline loaded; the alias confirmed through
+    # MLflow (an embedded store's tables are never read directly).
     outcome = score_file(PRODUCTION, DATA, tmp_path / "scored.parquet", check_source=False)
     assert outcome.predictor == "compiled" and outcome.model_version == model.version
     _assert_scored_like_the_pipeline(model, tmp_path / "scored.parquet")
-
-    # A store migrated since the snapshot was written is asked through MLflow instead.
-    document = json.loads(path.read_text())
-    assert document["store_schema"] == tracking.schema_revision(document["tracking_uri"])
-    document["store_schema"] = "another-revision"
-    path.write_text(json.dumps(document))
-    with pytest.raises(AssertionError, match="opened through MLflow"):
-        score_file(PRODUCTION, DATA, tmp_path / "again.parquet", check_source=False)
-    monkeypatch.setattr(tracking, "connect", connect)
+    assert "store_schema" not in json.loads(path.read_text())
+    monkeypatch.setattr(tracking, "load_for_serving", load_for_serving)
     outcome = score_file(PRODUCTION, DATA, tmp_path / "again.parquet")
     assert outcome.predictor == "compiled" and outcome.model_version == model.version
 

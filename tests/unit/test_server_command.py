@@ -110,6 +110,15 @@ def test_the_backend_store_uri_reaches_mlflow_through_the_environment(tmp_path: 
     assert not [a for a in command(settings) if "pw-in-env" in a]
 
 
+def test_mlflow_job_runner_is_off_unless_the_team_turns_it_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
+    assert environment(ServerSettings(), tmp_path)["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")
+    assert environment(ServerSettings(), tmp_path)["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
+
+
 def test_no_auth_writes_no_config(tmp_path: Path) -> None:
     environment(ServerSettings(), tmp_path / "conf")
     assert not (tmp_path / "conf").exists()

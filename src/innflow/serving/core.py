@@ -50,7 +50,6 @@ class LoadedModel:
     fast: FastScorer | None = None
     example: pd.DataFrame | None = None
     origin: str = "registry"  # or "snapshot": not yet confirmed against the registry
-    store_schema: str | None = None  # a snapshot's: the SQLite store's revision when written
     general: GeneralModel | None = None  # a model innflow did not train: mlflow.pyfunc
 
     @property

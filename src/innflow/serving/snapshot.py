@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from innflow import tracking
 from innflow.serving import accelerate, compiled, core
 from innflow.serving.fastpath import FastScorer
 
@@ -57,9 +56,6 @@ def save(
         "format": FORMAT,
         "tracking_uri": tracking_uri,
         "model_uri": model_uri,
-        # The registry's tables as MLflow had them: `innflow score` may read them directly
-        # while the revision is the same (tracking/lookup.py).
-        "store_schema": tracking.schema_revision(tracking_uri),
         "description": model.description,
         "columns": model.columns,
         "threshold": model.threshold,
@@ -122,7 +118,6 @@ def _model(document: dict[str, Any]) -> core.LoadedModel:
     return core.LoadedModel(
         None, list(document["columns"]), float(document["threshold"]),
         document["description"], fast, example, origin="snapshot",
-        store_schema=document.get("store_schema"),
     )  # fmt: skip
 
 

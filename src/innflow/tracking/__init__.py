@@ -25,7 +25,7 @@ from innflow.tracking.logged_models import (
     run_tree,
     trusted_types,
 )
-from innflow.tracking.lookup import current_version, schema_revision
+from innflow.tracking.lookup import current_version
 from innflow.tracking.monitoring import (
     MONITORING_EXPERIMENT,
     PROFILE_KEY,
@@ -152,7 +152,6 @@ __all__ = [
     "run",
     "run_tree",
     "runs_of_kind",
-    "schema_revision",
     "schema_sample",
     "server_requires_sign_in",
     "set_alias",

@@ -61,8 +61,8 @@ def confirmed(model_uri: str, tracking_uri: str | None = None) -> core.LoadedMod
     if model is None:
         return None
     if tracking.is_registry_uri(model_uri):
-        # Straight from the store when it can tell (milliseconds), else through MLflow.
-        now = tracking.current_version(_store_key(tracking_uri), model_uri, model.store_schema)
+        # A server answers its REST API (milliseconds, no MLflow import); else MLflow.
+        now = tracking.current_version(_store_key(tracking_uri), model_uri)
         if now is None:
             tracking.connect(tracking_uri)
             now = tracking.model_version_of(model_uri)

@@ -142,6 +142,9 @@ def environment(settings: ServerSettings, config_dir: Path) -> dict[str, str]:
     """
     env = dict(os.environ)
     env["MLFLOW_BACKEND_STORE_URI"] = store_uri(settings.backend_store_uri)
+    # MLflow's job runner (seven huey consumers, ~250 MB each) serves GenAI features innflow
+    # does not use; a team that wants them sets the variable to true.
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     if settings.auth:
         config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = config_dir / "basic_auth.ini"
