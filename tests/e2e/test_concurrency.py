@@ -32,7 +32,10 @@ def test_eight_concurrent_trainings_all_finish_complete(team_workdir, s3) -> Non
             *[a for o in overrides for a in ("--set", o)]]  # fmt: skip
     started = time.perf_counter()
     processes = [
-        subprocess.Popen(argv, env=dict(os.environ), cwd=team_workdir.path,
+        # Eight fits and the server share two cores here: a request may wait longer than
+        # innflow's default 30 s timeout (which is for failing fast on a dead server).
+        subprocess.Popen(argv, env={**os.environ, "MLFLOW_HTTP_REQUEST_TIMEOUT": "180"},
+                         cwd=team_workdir.path,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(CLIENTS)
     ]  # fmt: skip
