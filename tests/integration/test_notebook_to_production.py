@@ -1,4 +1,5 @@
-"""The README's walk-through "Your notebook to production", command for command:
+"""The walk-through of docs/tutorials/notebook-to-production.md, "Your notebook to
+production", command for command:
 a notebook written with plain MLflow (notebooks/03_own_model.py) -> one run tree ->
 reproduce -> register -> gate beside innflow's champion -> A/B in the service against
 that champion, with the notebook's model answering exactly as MLflow's pyfunc does ->
