@@ -9,6 +9,18 @@ import pytest
 SAMPLE = Path(__file__).parent / "data" / "bookings_sample.parquet"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked ``needs_cc`` skips, saying why, on a machine without a C compiler."""
+    from innflow.serving.compiled import compiler
+
+    if compiler() is not None:
+        return
+    skip = pytest.mark.skip(reason="no C compiler (set CC or install gcc): innflow compile")
+    for item in items:
+        if "needs_cc" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def sample_frame() -> pd.DataFrame:
     """8,000 bookings drawn at random from the full data set (all arrival months)."""

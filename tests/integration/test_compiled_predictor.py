@@ -1,5 +1,6 @@
-"""The compiled tree predictor: bit-identical to the pipeline or refused, cached, and
-never in the way of the exact path (no compiler, broken cache, still compiling)."""
+"""The compiled tree predictor: built ahead by `innflow compile`, loaded by services only
+when installed read-only, bit-identical to the pipeline or refused, and never in the way of
+the exact path (no compiler, no library, a broken or writable one)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from fastapi.testclient import TestClient
 from innflow.serving import accelerate, compiled, core
 from innflow.serving.app import create_app
 from innflow.serving.fastpath import FastScorer
+
+pytestmark = pytest.mark.needs_cc
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "hotel_bookings.parquet"
 
@@ -40,14 +43,15 @@ def library(registered, tmp_path_factory) -> Path:
 
 def _install(library: Path | bytes, text: str) -> Path:
     """Put a library (or bytes) where the cache looks for ``text``'s (INNFLOW_CACHE_DIR),
-    as a new file: overwriting a loaded library in place would crash the process.
+    installed as `innflow compile` does (read-only, its sha256 beside it), as a new file:
+    overwriting a loaded library in place would crash the process.
     """
     target = compiled.cache_path(text)
     target.parent.mkdir(parents=True, exist_ok=True)
     staged = target.with_suffix(".staged")
     staged.write_bytes(library if isinstance(library, bytes) else library.read_bytes())
     os.replace(staged, target)
-    return target
+    return compiled.install(target)
 
 
 def test_compiled_predictor_is_bit_identical_to_predict_proba_on_every_booking(
@@ -55,7 +59,7 @@ def test_compiled_predictor_is_bit_identical_to_predict_proba_on_every_booking(
 ) -> None:
     fast, model = scorer
     _install(library, fast.booster.model_to_string())
-    accelerate.accelerate(fast, [], background=False, build=False)
+    accelerate.accelerate(fast, [])
     assert fast.status.state == "compiled", fast.status
     frame = pd.read_parquet(DATA)[model.columns]
     frame = frame[core.row_errors(frame, model.columns) == ""]
@@ -91,7 +95,7 @@ def test_a_library_that_differs_is_refused_and_the_exact_path_serves(
         library.parent / "fewer.so",
     )
     _install(fewer, other)
-    accelerate.accelerate(fast, [], background=False, build=False)
+    accelerate.accelerate(fast, [])
     assert fast.status.state == "refused" and "rows differ" in fast.status.detail
     assert fast.trees is None
     bookings = registered[1]
@@ -106,17 +110,17 @@ def test_the_cache_is_used_and_a_broken_cache_file_is_rebuilt(
     text = fast.booster.model_to_string()
     target = _install(library, text)
     before = target.stat().st_mtime_ns
-    accelerate.accelerate(fast, [], background=False, build=True)
+    accelerate.accelerate(fast, [], build=True)
     assert fast.status.state == "compiled" and fast.status.library == str(target)
     assert target.stat().st_mtime_ns == before  # loaded, not compiled again
     # a new cache directory: the dynamic loader keeps libraries it loaded by path
     monkeypatch.setenv("INNFLOW_CACHE_DIR", str(tmp_path / "broken"))
     _install(b"not a shared library", text)
     again = FastScorer.from_pipeline(model.pipeline)
-    accelerate.accelerate(again, [], background=False, build=False)
-    assert again.status.state == "failed" and again.trees is None  # score: exact path
-    accelerate.accelerate(again, [], background=False, build=True)
-    assert again.status.state == "compiled"  # the service rebuilds it
+    accelerate.accelerate(again, [])
+    assert again.status.state == "failed" and again.trees is None  # a service: exact path
+    accelerate.accelerate(again, [], build=True)
+    assert again.status.state == "compiled"  # innflow compile rebuilds it
 
 
 def test_without_a_compiler_the_exact_path_keeps_serving(
@@ -124,46 +128,63 @@ def test_without_a_compiler_the_exact_path_keeps_serving(
 ) -> None:
     fast, _ = scorer
     monkeypatch.setenv("CC", "/nonexistent/cc")
-    accelerate.accelerate(fast, [], background=False, build=True)
+    accelerate.accelerate(fast, [], build=True)
     assert fast.status.state == "failed" and fast.trees is None
     monkeypatch.setenv("INNFLOW_COMPILE", "0")
-    accelerate.accelerate(fast, [], background=False)
+    accelerate.accelerate(fast, [])
     assert fast.status.state == "exact" and "INNFLOW_COMPILE" in fast.status.detail
 
 
-def test_the_service_answers_while_compiling_then_reports_the_compiled_predictor(
+def test_the_service_never_compiles_and_loads_only_an_installed_library(
     registered, library: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("INNFLOW_CACHE_DIR", str(tmp_path))
-    release, real_build = threading.Event(), compiled.build
-
-    def slow_build(text: str, target: Path, nice: bool = False) -> Path:
-        assert release.wait(60)
-        return real_build(text, target, nice)
-
-    monkeypatch.setattr(compiled, "build", slow_build)
-    model, bookings, _, _ = registered
-    fast = FastScorer.from_pipeline(model.pipeline)
-    loaded = core.LoadedModel(model.pipeline, model.columns, model.threshold,
-                              model.description, fast, model.example)  # fmt: skip
     monkeypatch.setenv("INNFLOW_COMPILE", "1")
-    thread = accelerate.accelerate(fast, [], background=True)
-    assert thread is not None
-    client = TestClient(create_app(loaded))
-    assert client.get("/health").json()["predictors"]["main"]["state"] == "compiling"
+
+    def no_compiler(*args, **kwargs):
+        raise AssertionError("a serving process compiled")
+
+    monkeypatch.setattr(compiled, "compile_library", no_compiler)
+    model, bookings, _, _ = registered
     body = {"dataframe_split": json.loads(bookings.to_json(orient="split", index=False))}
     expected = model.pipeline.predict_proba(bookings)
-    response = client.post("/invocations", json=body)
-    assert response.status_code == 200
-    assert np.asarray(response.json()["predictions"]).tobytes() == expected.tobytes()
-    release.set()
-    thread.join(120)
-    health = client.get("/health").json()["predictors"]["main"]
+    text = model.fast.booster.model_to_string()
+
+    def served() -> tuple[dict, np.ndarray]:
+        fast = FastScorer.from_pipeline(model.pipeline)
+        accelerate.accelerate(fast, [])
+        loaded = core.LoadedModel(model.pipeline, model.columns, model.threshold,
+                                  model.description, fast, model.example)  # fmt: skip
+        client = TestClient(create_app(loaded))
+        answer = client.post("/invocations", json=body)
+        assert answer.status_code == 200
+        return client.get("/health").json()["predictors"]["main"], np.asarray(
+            answer.json()["predictions"]
+        )
+
+    health, got = served()  # nothing compiled yet: the exact path, and how to get more
+    assert health["state"] == "exact" and "innflow compile" in health["detail"], health
+    assert got.tobytes() == expected.tobytes()
+
+    target = _install(library, text)
+    health, got = served()
     assert health["state"] == "compiled", health
-    assert client.get("/metadata").json()["predictors"]["main"]["state"] == "compiled"
-    assert 'state="compiled"' in client.get("/metrics").text
-    response = client.post("/invocations", json=body)
-    assert np.asarray(response.json()["predictions"]).tobytes() == expected.tobytes()
+    assert got.tobytes() == expected.tobytes()
+
+    # What a writable volume could hold is never loaded: its code would run on dlopen.
+    digest = target.with_name(target.name + ".sha256")
+    for spoil, reason in [
+        (lambda: os.chmod(target, 0o644), "is writable"),
+        (lambda: os.chmod(target.parent, 0o777), "can be written by other users"),
+        (lambda: digest.unlink(), "was not installed by innflow compile"),
+        (lambda: (os.chmod(digest, 0o644), digest.write_text("0" * 64)), "differs from"),
+    ]:
+        spoil()
+        health, got = served()
+        assert health["state"] == "refused" and reason in health["detail"], health
+        assert got.tobytes() == expected.tobytes()  # the exact path answered
+        os.chmod(target.parent, 0o755)
+        _install(library, text)
 
 
 def test_other_model_kinds_and_objectives_keep_the_exact_path(registered) -> None:
@@ -219,7 +240,7 @@ def snapshotted(registry, library: Path, monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setenv("INNFLOW_COMPILE", "1")
     monkeypatch.setenv("INNFLOW_CACHE_DIR", str(tmp_path))
     _install(library, registry[0].fast.booster.model_to_string())
-    model = load(PRODUCTION, compile="cached")
+    model = load(PRODUCTION, compile="build")  # as `innflow compile`: the library is cached
     assert model.predictor["state"] == "compiled", model.predictor
     store = tracking.store_identity(tracking.resolve_store(None))
     path = snapshot.path_for(store, PRODUCTION)
@@ -256,10 +277,6 @@ def test_innflow_compile_reports_the_snapshot_it_wrote(snapshotted, cli) -> None
     reported = json.loads(done.stdout)
     assert reported["state"] == "compiled" and reported["snapshot"] == str(path)
     assert path.exists()
-    assert reported["json_rows"] == "compiled"  # the service's JSON row reader, built too
-    from innflow.serving import jsonrows
-
-    assert jsonrows.library_path().exists()
 
 
 def test_starting_from_a_snapshot_imports_neither_mlflow_nor_scikit_learn(snapshotted) -> None:

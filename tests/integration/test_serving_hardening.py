@@ -354,6 +354,7 @@ def corrupted_snapshot(registry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     client.delete_registered_model(COPY)  # the store is shared by the package's tests
 
 
+@pytest.mark.needs_cc
 def test_score_says_when_the_snapshot_s_registered_model_does_not_load(
     corrupted_snapshot, cli, tmp_path
 ) -> None:
@@ -382,6 +383,7 @@ def test_score_says_when_the_snapshot_s_registered_model_does_not_load(
     assert unchecked["source_error"] is None and "innflow score" not in fast.stderr
 
 
+@pytest.mark.needs_cc
 def test_serve_from_a_snapshot_whose_model_does_not_load_is_degraded(
     corrupted_snapshot, capsys
 ) -> None:

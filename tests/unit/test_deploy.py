@@ -123,7 +123,21 @@ def test_dockerfile_is_locked_and_not_root() -> None:
     syncs = re.findall(r"uv sync[^\n&]*", text)
     assert syncs and all("--frozen" in s for s in syncs)
     assert "COPY pyproject.toml uv.lock" in text
-    assert re.search(r"apt-get install[^\n]*\bgcc\b", text)  # the compiled predictor
+    # gcc only in the `compiler` stage (innflow compile); the default image is the runtime
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    compiler = [s for s in stages if s.startswith("runtime AS compiler")]
+    assert compiler and re.search(r"apt-get install[^\n]*\bgcc\b", compiler[0])
+    assert not [s for s in stages if "gcc" in s and s not in compiler]
+    assert stages[-1].split()[0] == "runtime"  # the last stage, built by default
+
+
+def test_services_load_compiled_code_only_from_a_read_only_cache(compose: dict) -> None:
+    services = compose["services"]
+    assert services["compile"]["build"]["target"] == "compiler"
+    assert services["compile"]["command"][0] == "compile"
+    assert "serve-cache:/cache" in services["compile"]["volumes"]
+    assert services["serve"]["volumes"] == ["serve-cache:/cache:ro"]
+    assert "build" not in services["serve"] or "target" not in services["serve"]["build"]
 
 
 def _compose_plugin() -> str | None:

@@ -262,27 +262,68 @@ def compile_library(
         if done.returncode != 0:
             raise RuntimeError(f"{cc} failed: {done.stderr.strip()[-500:]}")
         os.replace(so_file, target)
-    return target
+    return install(target)
 
 
 def cached_library(
     target: Path, build: Callable[[], object] | None, load: Callable[[Path], T]
 ) -> T | None:
-    """The library at ``target``, loaded; ``build`` makes it first when it is missing
-    (without one: None). A file that does not load (an OSError: truncated, foreign) is
-    built afresh once, when it can be.
+    """The library at ``target``, loaded; ``build`` (`innflow compile`) makes it first when
+    it is missing or does not load (an OSError: truncated, foreign). Without ``build`` (a
+    service, `innflow score`) a library is loaded only when ``load_refusal`` finds nothing
+    against it: loading runs its code, so it must be what `innflow compile` installed.
     """
-    if not target.exists():
-        if build is None:
+    if build is None:
+        if not target.exists():
             return None
+        problem = load_refusal(target)
+        if problem is not None:
+            raise UnsafeLibrary(problem)
+        return load(target)
+    if not target.exists():
         build()
     try:
         return load(target)
     except OSError:
-        if build is None:
-            raise
         build()
         return load(target)
+
+
+class UnsafeLibrary(RuntimeError):
+    """A cached library that is not loaded: not read-only, or not as it was built."""
+
+
+def load_refusal(library: Path) -> str | None:
+    """Why ``library`` must not be loaded into a process that did not build it, or None.
+
+    As sshd's StrictModes: the file has no write permission for anyone, neither it nor its
+    directory can be written by other users (group/other write bits), it belongs to this
+    user or root, and its bytes are those `innflow compile` recorded beside it.
+    """
+    info, folder = library.stat(), library.parent.stat()
+    if info.st_mode & 0o222:
+        return f"{library} is writable (innflow compile installs libraries read-only)"
+    if folder.st_mode & 0o022 and not folder.st_mode & 0o1000:
+        return f"{library.parent} can be written by other users"
+    if info.st_uid not in (0, os.getuid()):
+        return f"{library} belongs to another user (uid {info.st_uid})"
+    digest = library.with_name(library.name + ".sha256")
+    if not digest.exists():
+        return f"{library} has no {digest.name} (it was not installed by innflow compile)"
+    if hashlib.sha256(library.read_bytes()).hexdigest() != digest.read_text().strip():
+        return f"{library} differs from the library innflow compile installed"
+    return None
+
+
+def install(library: Path) -> Path:
+    """Make a freshly built library loadable by services: read-only, its sha256 beside it."""
+    digest = library.with_name(library.name + ".sha256")
+    staged = digest.with_suffix(".tmp")
+    staged.write_text(hashlib.sha256(library.read_bytes()).hexdigest() + "\n")
+    os.chmod(staged, 0o444)
+    os.replace(staged, digest)
+    os.chmod(library, 0o444)
+    return library
 
 
 class CompiledTrees:

@@ -71,21 +71,20 @@ class LoadedModel:
         return str(self.description.get("version") or self.description.get("uri", "unknown"))
 
 
-COMPILE_MODES = ("background", "build", "cached", "off")
+COMPILE_MODES = ("build", "cached", "off")
 
 
 def from_logged(
     pipeline: Any,
     description: dict[str, Any],
     example: pd.DataFrame | None = None,
-    compile: str = "background",
+    compile: str = "cached",
     on_compiled: Callable[[LoadedModel], None] | None = None,
 ) -> LoadedModel:
     """Wrap a logged pipeline with its innflow metadata (threshold, input columns).
 
-    ``compile``: build and verify the compiled trees in a background thread (the service),
-    ``build`` them before returning (`innflow compile`), use only a ``cached`` library
-    (`innflow score`), or ``off``. ``on_compiled`` is called with the model once its
+    ``compile``: use only a ``cached`` library that `innflow compile` installed (services,
+    `innflow score`: they never compile), ``build`` it first (`innflow compile`), or ``off``. ``on_compiled`` is called with the model once its
     compiled predictor is verified (the snapshot is written then).
     """
     from innflow import models
@@ -103,9 +102,7 @@ def from_logged(
         if example is not None and not check_frame(example, columns):
             examples.append(fast.matrix(columns_of(example, columns)))
         then = (lambda: on_compiled(model)) if on_compiled is not None else None
-        accelerate.accelerate(
-            fast, examples, compile == "background", compile != "cached", then=then
-        )
+        accelerate.accelerate(fast, examples, build=compile == "build", then=then)
     return model
 
 

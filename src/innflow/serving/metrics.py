@@ -42,7 +42,7 @@ class ServiceMetrics:
         )
         self.predictor = Gauge(
             "innflow_predictor_info",
-            "Which predictor scores each variant (state: compiled, compiling, exact, refused, "
+            "Which predictor scores each variant (state: compiled, exact, refused, "
             "failed; the exact path answers unless compiled).",
             ["variant", "version", "state"],
             registry=r,

@@ -108,7 +108,7 @@ def _refusal(document: dict[str, Any], tracking_uri: str, model_uri: str) -> str
         return f"compiled library {library} is gone"
     if _sha256(library) != document["library_sha256"]:
         return f"compiled library {library} changed since the snapshot was written"
-    return None
+    return compiled.load_refusal(library)
 
 
 def _model(document: dict[str, Any]) -> core.LoadedModel:

@@ -20,11 +20,11 @@ DEFAULT_MODEL_URI = "models:/hotel-booking-cancellation@production"
 
 
 def load(
-    model_uri: str, tracking_uri: str | None = None, compile: str = "background"
+    model_uri: str, tracking_uri: str | None = None, compile: str = "cached"
 ) -> core.LoadedModel:
     """Resolve ``model_uri`` in the registry and load its Pipeline (``compile``: see
-    ``core.from_logged``); once its compiled predictor is verified, its start-up snapshot
-    is written (serving/snapshot.py). A model innflow did not train (no
+    ``core.from_logged``); when it builds the compiled predictor and verifies it, the
+    start-up snapshot is written (serving/snapshot.py). A model innflow did not train (no
     ``innflow_input_columns`` metadata) is loaded as MLflow's pyfunc: the general path.
     """
     tracking.connect(tracking_uri)
@@ -37,7 +37,9 @@ def load(
         pyfunc, example = tracking.load_general_for_serving(description["resolved_uri"])
         return core.from_pyfunc(pyfunc, description, example)
     pipeline, example = tracking.load_for_serving(description["resolved_uri"])
-    return core.from_logged(pipeline, description, example, compile, keep_snapshot)
+    # Only `innflow compile` writes snapshots: a service's cache may be mounted read-only.
+    then = keep_snapshot if compile == "build" else None
+    return core.from_logged(pipeline, description, example, compile, then)
 
 
 def _store_key(tracking_uri: str | None) -> str:
