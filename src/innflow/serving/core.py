@@ -84,8 +84,9 @@ def from_logged(
     """Wrap a logged pipeline with its innflow metadata (threshold, input columns).
 
     ``compile``: use only a ``cached`` library that `innflow compile` installed (services,
-    `innflow score`: they never compile), ``build`` it first (`innflow compile`), or ``off``. ``on_compiled`` is called with the model once its
-    compiled predictor is verified (the snapshot is written then).
+    `innflow score`: they never compile), ``build`` it first (`innflow compile`), or
+    ``off``. ``on_compiled`` is called with the model once its compiled predictor is
+    verified (the snapshot is written then).
     """
     from innflow import models
 
