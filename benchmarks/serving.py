@@ -436,9 +436,10 @@ def main() -> None:
             Console(width=150).print(general_path(env, args.requests, args.seconds))
         return
     from innflow import config
+    from innflow.modeling.training import prepare
+    from innflow.serving.loading import load
     from innflow.workflows.registry import move_alias, register
-    from innflow.workflows.serve import load
-    from innflow.workflows.train import prepare, train
+    from innflow.workflows.train import train
 
     with tempfile.TemporaryDirectory() as tmp:
         store = f"sqlite:///{tmp}/mlflow.db"

@@ -12,6 +12,10 @@ Marker lines are replaced wherever a page holds them:
 - ``<!-- innflow:data-schema -->`` (reference/data.md): the columns of the bookings
   schema (``innflow.data.SCHEMA``) with their kind, nullability and role.
 
+- ``<!-- innflow:benchmarks -->`` (performance.md): the latest table of each benchmark
+  script, as ``benchmarks/publish.py`` wrote it to ``benchmarks/results/<script>.md``
+  (date, commit and machine included).
+
 Nothing there is hand-written: a renamed option, a new command or a new column shows up in
 the next build, and code that cannot be imported fails the build (PluginError).
 """
@@ -19,6 +23,7 @@ the next build, and code that cannot be imported fails the build (PluginError).
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 import subprocess
 import sys
 from typing import Any
@@ -28,6 +33,8 @@ from mkdocs.exceptions import PluginError
 COMMANDS = "<!-- innflow:commands -->"
 EXIT_CODES = "<!-- innflow:exit-codes -->"
 DATA_SCHEMA = "<!-- innflow:data-schema -->"
+BENCHMARKS = "<!-- innflow:benchmarks -->"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
 def _typer_docs() -> str:
@@ -86,7 +93,18 @@ def _data_schema() -> str:
     return "\n".join(rows) + "\n"
 
 
-GENERATED = {COMMANDS: _typer_docs, EXIT_CODES: _exit_codes, DATA_SCHEMA: _data_schema}
+def _benchmarks() -> str:
+    found = sorted(RESULTS.glob("*.md"))
+    if not found:
+        return "No benchmark has been recorded yet: `make bench` writes `benchmarks/results/`.\n"
+    sections = [f"### `{path.stem}`\n\n{path.read_text().strip()}\n" for path in found]
+    return "\n".join(sections)
+
+
+GENERATED = {
+    COMMANDS: _typer_docs, EXIT_CODES: _exit_codes, DATA_SCHEMA: _data_schema,
+    BENCHMARKS: _benchmarks,
+}  # fmt: skip
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:

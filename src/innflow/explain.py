@@ -80,22 +80,37 @@ def global_importance(pipeline: Pipeline, raw: pd.DataFrame) -> pd.Series:
     return contrib.abs().mean().sort_values(ascending=False)
 
 
+def explain_bookings(pipeline: Pipeline, bookings: pd.DataFrame, top: int = 5) -> list[list[dict]]:
+    """Per booking, the features that moved its score most, with their values and signs:
+    one pass of the model over all rows (a service explains a whole request at once).
+    """
+    contrib = contributions(pipeline, bookings).drop(columns="bias")
+    frame = pipeline.named_steps["features"].transform(bookings)
+    engineered = {c: frame[c].to_numpy(dtype=object) for c in frame.columns}
+    missing = np.full(len(frame), None, dtype=object)
+    names = contrib.columns.to_numpy()
+    values = contrib.to_numpy()
+    # stable: ties keep the feature order, as a per-row sort of the Series did
+    order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :top]
+    explained = []
+    for i, row in enumerate(order):
+        explained.append([
+            {
+                "feature": str(names[j]),
+                "value": _plain(engineered.get(names[j], missing)[i]),
+                "contribution": float(values[i, j]),
+                "effect": "raises" if values[i, j] > 0 else "lowers",
+            }
+            for j in row
+        ])  # fmt: skip
+    return explained
+
+
 def explain_booking(pipeline: Pipeline, booking: pd.DataFrame, top: int = 5) -> list[dict]:
     """The features that moved one booking's score most, with their values and signs."""
     if len(booking) != 1:
         raise ExplanationUnavailable(f"explain one booking at a time, got {len(booking)} rows")
-    contrib = contributions(pipeline, booking).drop(columns="bias").iloc[0]
-    engineered = pipeline.named_steps["features"].transform(booking).iloc[0]
-    order = contrib.abs().sort_values(ascending=False).index[:top]
-    return [
-        {
-            "feature": name,
-            "value": _plain(engineered.get(name)),
-            "contribution": float(contrib[name]),
-            "effect": "raises" if contrib[name] > 0 else "lowers",
-        }
-        for name in order
-    ]
+    return explain_bookings(pipeline, booking, top)[0]
 
 
 def _plain(value: object) -> object:

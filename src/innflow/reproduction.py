@@ -145,3 +145,31 @@ def metric_checks(
         for name, value in sorted(then.items())
         if not skip(name)
     ]
+
+
+CONTEXT_TAGS = {
+    "innflow.data_sha256": "data sha256",
+    "innflow.git_commit": "code commit",
+    "innflow.git_dirty": "uncommitted changes",
+    "innflow.git_diff_sha256": "uncommitted diff sha256",
+    "innflow.uv_lock_sha256": "uv.lock sha256",
+    "innflow.env_sha256": "installed packages sha256",
+    "innflow.python": "python",
+    "innflow.platform": "platform",
+    "innflow.cpu": "cpu",
+    "innflow.blas": "BLAS kernel",
+    "innflow.threads": "threads",
+}
+
+
+def context_checks(tags: dict[str, str], now: dict[str, str]) -> list[Check]:
+    """Data, code, environment and machine then and now: reported, never decisive."""
+    checks = [
+        Check(label, tags.get(key, NOT_RECORDED), now.get(key, NOT_RECORDED), decisive=False)
+        for key, label in CONTEXT_TAGS.items()
+    ]
+    return checks + [
+        Check(f"lib {key.removeprefix('innflow.lib.')}", value, now.get(key, "absent"), False)
+        for key, value in sorted(tags.items())
+        if key.startswith("innflow.lib.")
+    ]

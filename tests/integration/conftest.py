@@ -108,9 +108,10 @@ def registered(tmp_path_factory):
     trained once for the package; yields (loaded production model, 20 test bookings,
     production version, store directory)."""
     from innflow import config
+    from innflow.modeling.training import prepare
+    from innflow.serving.loading import load
     from innflow.workflows.registry import move_alias, register
-    from innflow.workflows.serve import load
-    from innflow.workflows.train import prepare, train
+    from innflow.workflows.train import train
 
     path = tmp_path_factory.mktemp("serving")
     shutil.copy(SAMPLE, path / "bookings.parquet")
@@ -145,7 +146,7 @@ def reloadable(registry):
     from mlflow.tracking import MlflowClient
 
     from innflow.serving.app import Settings, create_app
-    from innflow.workflows.serve import RegistrySource
+    from innflow.serving.loading import RegistrySource
 
     _, bookings, version, _ = registry
     source = RegistrySource("hotel-booking-cancellation", ["production=100"], [])

@@ -200,7 +200,7 @@ PRODUCTION = "models:/hotel-booking-cancellation@production"
 
 def _production_source():
     """A service's registry source: the production alias, all traffic."""
-    from innflow.workflows.serve import RegistrySource
+    from innflow.serving.loading import RegistrySource
 
     return RegistrySource("hotel-booking-cancellation", ["production=100"], [])
 
@@ -235,7 +235,7 @@ def snapshotted(registry, library: Path, monkeypatch: pytest.MonkeyPatch, tmp_pa
     """
     from innflow import tracking
     from innflow.serving import snapshot
-    from innflow.workflows.serve import load
+    from innflow.serving.loading import load
 
     monkeypatch.setenv("INNFLOW_COMPILE", "1")
     monkeypatch.setenv("INNFLOW_CACHE_DIR", str(tmp_path))
@@ -251,7 +251,7 @@ def snapshotted(registry, library: Path, monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_a_snapshot_scores_every_booking_bit_identically_without_its_pipeline(
     snapshotted,
 ) -> None:
-    from innflow.workflows.serve import confirmed, start
+    from innflow.serving.loading import confirmed, start
 
     model, _, _ = snapshotted
     started = start(PRODUCTION)
@@ -286,7 +286,7 @@ def test_starting_from_a_snapshot_imports_neither_mlflow_nor_scikit_learn(snapsh
     code = (
         "import sys, json\n"
         "from innflow.serving.app import create_app\n"
-        "from innflow.workflows.serve import RegistrySource\n"
+        "from innflow.serving.loading import RegistrySource\n"
         "source = RegistrySource('hotel-booking-cancellation', ['production=100'], [])\n"
         "app = create_app(source.start(), None, source)\n"
         "loaded = [m for m in ('mlflow', 'sklearn', 'lightgbm', 'skops') if m in sys.modules]\n"
@@ -300,7 +300,7 @@ def test_starting_from_a_snapshot_imports_neither_mlflow_nor_scikit_learn(snapsh
 def test_a_snapshot_that_does_not_check_out_is_not_used(
     snapshotted, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from innflow.workflows.serve import start
+    from innflow.serving.loading import start
 
     _, _, path = snapshotted
     original = path.read_text()
@@ -336,7 +336,7 @@ def test_a_stale_snapshot_serves_at_once_then_the_version_the_alias_moved_to(
     from mlflow.tracking import MlflowClient
 
     from innflow.serving.app import Settings
-    from innflow.workflows.serve import confirmed
+    from innflow.serving.loading import confirmed
 
     model, bookings, _ = snapshotted
     client = MlflowClient()

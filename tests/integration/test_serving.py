@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from innflow.serving import core, parsing
 from innflow.serving.app import Settings, create_app
+from innflow.serving.loading import load
 from innflow.workflows.score import score_file
-from innflow.workflows.serve import load
 from tests.conftest import SAMPLE
 from tests.integration.conftest import json_rows_state
 

@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
 from innflow.serving.app import Settings, create_app
+from innflow.serving.loading import RegistrySource, load
 from innflow.workflows.score import score_file
-from innflow.workflows.serve import RegistrySource, load
 from tests import user_models
 from tests.conftest import SAMPLE
 

@@ -325,8 +325,8 @@ def corrupted_snapshot(registry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from innflow.serving.loading import load
     from innflow.workflows.score import score_file
-    from innflow.workflows.serve import load
 
     monkeypatch.setenv("INNFLOW_COMPILE", "1")
     monkeypatch.setenv("INNFLOW_CACHE_DIR", str(tmp_path / "cache"))
@@ -387,7 +387,7 @@ def test_score_says_when_the_snapshot_s_registered_model_does_not_load(
 def test_serve_from_a_snapshot_whose_model_does_not_load_is_degraded(
     corrupted_snapshot, capsys
 ) -> None:
-    from innflow.workflows.serve import RegistrySource
+    from innflow.serving.loading import RegistrySource
 
     _, _, production = corrupted_snapshot
     bookings = pd.read_parquet(corrupted_snapshot[1])

@@ -8,7 +8,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from innflow import config, provenance
-from innflow.workflows.train import prepare, train
+from innflow.modeling.training import prepare
+from innflow.workflows.train import train
 
 
 def _set(overrides: list[str]) -> list[str]:

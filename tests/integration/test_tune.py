@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from innflow import config
 from innflow.errors import ConfigError
-from innflow.workflows.serve import load
+from innflow.serving.loading import load
 from innflow.workflows.tune import tune
 
 SMALL_SPACE = [

@@ -118,6 +118,17 @@ def test_explain_one_booking(fitted) -> None:
     assert all(r["effect"] in ("raises", "lowers") for r in reasons)
 
 
+@pytest.mark.parametrize("kind", ["lightgbm", "logreg"])
+def test_a_batch_is_explained_as_each_booking_alone(fitted, kind: str) -> None:
+    pipeline, X = fitted(kind)
+    batch = explain.explain_bookings(pipeline, X.head(40), top=4)
+    assert batch == [explain.explain_booking(pipeline, X.iloc[[i]], top=4) for i in range(40)]
+    contrib = explain.contributions(pipeline, X.head(40)).drop(columns="bias")
+    for i, reasons in enumerate(batch):  # each row's own largest contributions, in order
+        largest = contrib.iloc[i].abs().sort_values(ascending=False).head(4)
+        assert [r["feature"] for r in reasons] == list(largest.index)
+
+
 def test_unsupported_kind_says_so(fitted) -> None:
     pipeline, X = fitted("random_forest")
     with pytest.raises(explain.ExplanationUnavailable, match="random_forest"):

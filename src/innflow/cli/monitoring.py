@@ -116,12 +116,13 @@ def simulate(
     """Replay history month by month under retraining policies, gate included."""
     from rich.progress import Progress
 
+    from innflow.modeling.backtesting import months
+    from innflow.monitoring.page import simulation as simulation_page
     from innflow.monitoring.policies import POLICIES, validate
     from innflow.monitoring.settings import load
-    from innflow.workflows.backtest import months
     from innflow.workflows.monitor import check_writable
-    from innflow.workflows.simulate import html_page, to_dict
     from innflow.workflows.simulate import simulate as run_simulation
+    from innflow.workflows.simulate import to_dict
 
     resolved, thresholds = load(config, overrides or [])
     chosen = validate(policy or list(POLICIES))
@@ -134,7 +135,7 @@ def simulate(
 
         outcome = run_simulation(resolved, thresholds, start, end, chosen, threads, on_month)
     if html_file is not None:
-        html_file.write_text(html_page(outcome.months, outcome.summary, start, end))
+        html_file.write_text(simulation_page(outcome.months, outcome.summary, start, end))
         err.print(f"wrote {html_file}")
     if as_json:
         emit_json(to_dict(outcome))

@@ -179,8 +179,8 @@ def backtest(
     from rich.progress import Progress
 
     from innflow import config as config_module
+    from innflow.modeling.backtesting import months
     from innflow.workflows.backtest import backtest as run_backtest
-    from innflow.workflows.backtest import months
 
     resolved = config_module.load(config, overrides or [])
     with Progress(console=err) as bar:

@@ -89,3 +89,18 @@ def render(result: MonitorResult, context: dict[str, str], thresholds: Monitorin
             image(plots.variants(result.variants, reference_auc), "variants"),
         ]
     return document("innflow monitoring", body)
+
+
+def simulation(months: pd.DataFrame, summary: pd.DataFrame, start: str, end: str) -> str:
+    """The simulation on one page: the per-policy summary, the plot and every month."""
+    body = [
+        f"<h1>innflow simulate {start}..{end}</h1>",
+        "<p>Each month the champion scores the month's arrivals; the policy decides at the "
+        "start of the next month whether a challenger trained on everything before it "
+        "should face the gate. A triangle marks a month served by a new champion.</p>",
+        table(summary),
+        image(plots.policies(months), "policies"),
+        "<h2>Months</h2>",
+        table(months),
+    ]
+    return document("innflow simulate", body)

@@ -85,7 +85,7 @@ def settle_memory() -> None:
 
 
 class ModelSource(Protocol):
-    """Where the service reloads from (see workflows.serve.RegistrySource)."""
+    """Where the service reloads from (see serving.loading.RegistrySource)."""
 
     def versions(self) -> dict[str, str]:
         """The version each variant should serve now."""

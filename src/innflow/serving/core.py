@@ -330,6 +330,4 @@ def reasons(
         return None
     frame = frame_of(arrays, model.columns)
     with np.errstate(all="ignore"):
-        return [
-            explain.explain_booking(model.pipeline, frame.iloc[[i]], top) for i in range(len(frame))
-        ]
+        return explain.explain_bookings(model.pipeline, frame, top)

@@ -22,7 +22,6 @@ from innflow.tracking.logged_models import (
     log_model,
     logged_models_of,
     model_uri,
-    run_tree,
     trusted_types,
 )
 from innflow.tracking.lookup import current_version
@@ -72,6 +71,7 @@ from innflow.tracking.runs import (
     log_setup,
     read_config_text,
     run,
+    run_tree,
     runs_of_kind,
     schema_sample,
     top_runs,

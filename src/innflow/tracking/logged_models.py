@@ -12,7 +12,7 @@ import pandas as pd
 
 from innflow.errors import RunNotFoundError, TrackingError
 from innflow.tracking.registry import _client, _registry_errors
-from innflow.tracking.runs import schema_sample
+from innflow.tracking.runs import run_tree, schema_sample
 from innflow.tracking.store import _known_mlflow_noise, _reason
 
 if TYPE_CHECKING:
@@ -96,30 +96,6 @@ class LoggedModelRef:
             "model_id": self.model_id, "name": self.name, "run_id": self.run_id,
             "run_name": self.run_name, "uri": self.uri, "flavors": list(self.flavors),
         }  # fmt: skip
-
-
-def run_tree(run_id: str) -> list[Run]:
-    """The run and every run nested under it, at any depth (parents before children).
-
-    Children are looked up in every experiment: a training inside a notebook may log to
-    another experiment than the notebook run.
-    """
-    import mlflow
-
-    from innflow.tracking.runs import get_run
-
-    tree, frontier = [get_run(run_id)], [run_id]
-    while frontier:
-        parent = frontier.pop(0)
-        children = mlflow.search_runs(
-            search_all_experiments=True,
-            filter_string=f"tags.`mlflow.parentRunId` = '{parent}'",
-            order_by=["attributes.start_time ASC"],
-            output_format="list",
-        )
-        tree += children
-        frontier += [c.info.run_id for c in children]
-    return tree
 
 
 def logged_models_of(run_id: str) -> list[LoggedModelRef]:

@@ -40,26 +40,13 @@ def end_open_runs(notebook_run_id: str, status: str) -> int:
     """
     from mlflow import MlflowClient
 
-    from innflow.tracking.logged_models import run_tree
+    from innflow.tracking.runs import run_tree
 
     client = MlflowClient()
     left = [r for r in run_tree(notebook_run_id)[1:] if r.info.status == "RUNNING"]
     for child in left:
         client.set_terminated(child.info.run_id, status)
     return len(left)
-
-
-def resume_notebook_run(parent_run_id: str) -> None:
-    """Make the notebook run active before nesting under it.
-
-    While ``MLFLOW_RUN_ID`` is still set, `mlflow.start_run` resumes that run whatever
-    ``parent_run_id`` says; resuming it first (as a cell's first ``mlflow.log_*`` would)
-    lets the next run nest under it.
-    """
-    import mlflow
-
-    if os.environ.get("MLFLOW_RUN_ID") == parent_run_id and mlflow.active_run() is None:
-        mlflow.start_run()
 
 
 def adopt_training_result(notebook_run_id: str) -> str | None:

@@ -4,6 +4,7 @@ child runs, queries. Runs always end (FINISHED, FAILED or KILLED), never stay RU
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from innflow.errors import RunNotFoundError, TrackingError
-from innflow.tracking.notebooks import resume_notebook_run
 from innflow.tracking.orphans import end_orphans, process_tags
 from innflow.tracking.store import _known_mlflow_noise, _reason
 
@@ -303,3 +303,38 @@ def runs_of_kind(kind: str, limit: int = 200) -> list[dict[str, Any]]:
         }
         for r in runs
     ]
+
+
+def run_tree(run_id: str) -> list[Run]:
+    """The run and every run nested under it, at any depth (parents before children).
+
+    Children are looked up in every experiment: a training inside a notebook may log to
+    another experiment than the notebook run.
+    """
+    import mlflow
+
+    tree, frontier = [get_run(run_id)], [run_id]
+    while frontier:
+        parent = frontier.pop(0)
+        children = mlflow.search_runs(
+            search_all_experiments=True,
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent}'",
+            order_by=["attributes.start_time ASC"],
+            output_format="list",
+        )
+        tree += children
+        frontier += [c.info.run_id for c in children]
+    return tree
+
+
+def resume_notebook_run(parent_run_id: str) -> None:
+    """Make the notebook run active before nesting under it.
+
+    While ``MLFLOW_RUN_ID`` is still set, `mlflow.start_run` resumes that run whatever
+    ``parent_run_id`` says; resuming it first (as a cell's first ``mlflow.log_*`` would)
+    lets the next run nest under it.
+    """
+    import mlflow
+
+    if os.environ.get("MLFLOW_RUN_ID") == parent_run_id and mlflow.active_run() is None:
+        mlflow.start_run()

@@ -8,21 +8,19 @@ and a plot: the honest yardstick for drift and for the retraining policies that 
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
 from innflow import business, evaluation, plots, tracking
 from innflow import data as bookings
-from innflow.config import Config, flatten, from_dict
-from innflow.errors import ConfigError
-from innflow.workflows.train import Fitted, Prepared, Step, _quiet, fit, resolve_threads
+from innflow.config import Config, flatten
+from innflow.modeling.backtesting import fit_month, months
+from innflow.modeling.training import Step, quiet, resolve_threads
 
 MonthCallback = Callable[[str, dict[str, float]], None]
 
@@ -35,49 +33,13 @@ class BacktestOutcome:
     table: pd.DataFrame
 
 
-def months(start: str, end: str) -> list[date]:
-    """First days of the months from ``start`` to ``end`` inclusive (``YYYY-MM``)."""
-    pattern = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-    if not (pattern.fullmatch(start) and pattern.fullmatch(end)):
-        raise ConfigError(f"months must look like 2016-07: got {start!r}..{end!r}")
-    first, last = pd.Period(start, "M"), pd.Period(end, "M")
-    if last < first:
-        raise ConfigError(f"--end {end} is before --start {start}")
-    return [p.to_timestamp().date() for p in pd.period_range(first, last, freq="M")]
-
-
-def _month_config(config: Config, month: date) -> Config:
-    tree = config.to_dict()
-    previous = (pd.Timestamp(month) - pd.offsets.MonthBegin(1)).date()
-    last_day = (pd.Timestamp(month) + pd.offsets.MonthEnd(0)).date()
-    tree["split"].update(
-        strategy="time",
-        validation_start=str(previous),
-        test_start=str(month),
-        test_end=str(last_day),
-    )
-    return from_dict(tree)
-
-
-def fit_month(
-    frame: pd.DataFrame, config: Config, month: date, data_sha: str, threads: int
-) -> tuple[Prepared, Fitted]:
-    """Train for test month ``month`` exactly as `innflow train` does: validation = the
-    month before (threshold chosen there), refit on every arrival before ``month``.
-    """
-    month_config = _month_config(config, month)
-    split = bookings.split(frame, month_config.split, config.seed)
-    prepared = Prepared(month_config, data_sha, split, bookings.input_columns(config.features))
-    return prepared, fit(prepared, threads)
-
-
 def backtest(
     config: Config,
     start: str = "2016-07",
     end: str = "2017-08",
     threads: int | None = None,
     on_month: MonthCallback | None = None,
-    on_step: Step = _quiet,
+    on_step: Step = quiet,
 ) -> BacktestOutcome:
     """Train-and-test for every month in ``start..end``, recorded as nested runs."""
     threads = resolve_threads(threads)

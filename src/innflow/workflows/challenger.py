@@ -15,7 +15,7 @@ from innflow.errors import ConfigError, IncompatibleModelError, RunNotFoundError
 from innflow.monitoring import profile as profiles
 
 if TYPE_CHECKING:
-    from innflow.workflows.train import Prepared
+    from innflow.modeling.training import Prepared
 
 # The metrics the registry listing shows for innflow's versions, kept under the same tags.
 KEY_METRICS = ("test_roc_auc", "test_pr_auc", "test_brier", "test_ece", "test_cost_saving")

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,29 +27,8 @@ from innflow.monitoring.check import MonitorResult, check
 from innflow.monitoring.settings import MonitoringConfig
 from innflow.workflows import challenger
 
-if TYPE_CHECKING:
-    from innflow.workflows.train import Fitted, Prepared
-
 DEFAULT_MODEL_URI = "models:/hotel-booking-cancellation@production"
 LOG_COLUMNS = ("probability", "model_version", "variant", "scored_at")
-
-
-def write_reference(prepared: Prepared, fitted: Fitted, directory: Path) -> dict[str, Any]:
-    """The profile `innflow train` logs with the model: the inputs of the window the logged
-    model was fitted on, and the held-out test window's scores and outcomes. Written to
-    ``directory/reference/profile.json``; the JSON form is returned for the model metadata.
-    """
-    parts = ("train", "validation") if prepared.config.model.refit_on_validation else ("train",)
-    training = pd.concat([prepared.features(p) for p in parts])
-    found = profiles.build(
-        training,
-        fitted.test_proba,
-        prepared.labels("test"),
-        calibration_bins=prepared.config.evaluation.calibration_bins,
-    ).to_dict()
-    (directory / "reference").mkdir(exist_ok=True)
-    (directory / "reference" / "profile.json").write_text(json.dumps(found, indent=1))
-    return found
 
 
 def check_writable(*paths: Path | None) -> None:

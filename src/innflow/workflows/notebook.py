@@ -111,7 +111,7 @@ def run_notebook(
     import papermill
     from nbclient.exceptions import DeadKernelError
 
-    from innflow.workflows.train import resolve_threads
+    from innflow.modeling.training import resolve_threads
 
     threads = resolve_threads(threads)
     notebook = read_notebook(path)

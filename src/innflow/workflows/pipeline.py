@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from innflow import provenance, tracking
 from innflow.config import Config
+from innflow.modeling.training import Step, prepare, quiet, resolve_threads
 from innflow.workflows.registry import GateOutcome, move_alias, register, run_gate
-from innflow.workflows.train import Step, _quiet, prepare, resolve_threads, train
+from innflow.workflows.train import train
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def _equivalent_run(config: Config, data_sha: str) -> str | None:
     return found.info.run_id
 
 
-def pipeline(config: Config, threads: int | None = None, on_step: Step = _quiet) -> PipelineOutcome:
+def pipeline(config: Config, threads: int | None = None, on_step: Step = quiet) -> PipelineOutcome:
     """Run the chain. A refusal by the gate is an outcome (``staged`` False), not an error."""
     threads = resolve_threads(threads)
     on_step("checking data")

@@ -25,9 +25,9 @@ from innflow.errors import (
     RunNotFoundError,
     TrackingError,
 )
+from innflow.modeling.training import Prepared, prepare
 from innflow.workflows import challenger
 from innflow.workflows.challenger import KEY_METRICS
-from innflow.workflows.train import Prepared, prepare
 
 ALIASES = ("staging", "production")
 

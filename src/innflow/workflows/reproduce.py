@@ -13,31 +13,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import yaml
 
 from innflow import config as config_module
 from innflow import provenance, tracking
 from innflow.errors import NotReproducible
-from innflow.reproduction import NOT_RECORDED, Check, Report, metric_checks
-from innflow.workflows.train import Prepared, Step, _quiet, prepare, resolve_threads, train
+from innflow.modeling.training import Step, prepare, quiet, resolve_threads
+from innflow.reproduction import NOT_RECORDED, Check, Report, context_checks, metric_checks
+from innflow.workflows.reproduce_notebook import replay_check, reproduce_notebook
+from innflow.workflows.train import train
 
 __all__ = ["Check", "Report", "context_checks", "replay_check", "reproduce"]
 
 # Context worth reporting; differences here explain a mismatch but do not cause a failure.
-CONTEXT_TAGS = {
-    "innflow.data_sha256": "data sha256",
-    "innflow.git_commit": "code commit",
-    "innflow.git_dirty": "uncommitted changes",
-    "innflow.git_diff_sha256": "uncommitted diff sha256",
-    "innflow.uv_lock_sha256": "uv.lock sha256",
-    "innflow.env_sha256": "installed packages sha256",
-    "innflow.python": "python",
-    "innflow.platform": "platform",
-    "innflow.cpu": "cpu",
-    "innflow.blas": "BLAS kernel",
-    "innflow.threads": "threads",
-}
 
 
 def _context_now(data_sha: str, threads: int) -> dict[str, str]:
@@ -49,7 +37,7 @@ def _context_now(data_sha: str, threads: int) -> dict[str, str]:
     }
 
 
-def reproduce(run_id: str, threads: int | None = None, on_step: Step = _quiet) -> Report:
+def reproduce(run_id: str, threads: int | None = None, on_step: Step = quiet) -> Report:
     """Re-execute ``run_id`` from its logged config (a notebook run: its logged notebook and
     parameters) and compare everything it recorded.
     """
@@ -58,8 +46,6 @@ def reproduce(run_id: str, threads: int | None = None, on_step: Step = _quiet) -
     original = tracking.get_run(run_id)
     _check_reproducible(original)
     if original.data.tags.get("innflow.kind") == "notebook":
-        from innflow.workflows.reproduce_notebook import reproduce_notebook
-
         return reproduce_notebook(original, threads, on_step)
     logged = yaml.safe_load(tracking.read_config_text(run_id))
     logged.setdefault("tracking", {})["uri"] = store  # record the re-run next to the original
@@ -105,19 +91,6 @@ def _check_reproducible(run: Any) -> None:
     )
 
 
-def context_checks(tags: dict[str, str], now: dict[str, str]) -> list[Check]:
-    """Data, code, environment and machine then and now: reported, never decisive."""
-    checks = [
-        Check(label, tags.get(key, NOT_RECORDED), now.get(key, NOT_RECORDED), decisive=False)
-        for key, label in CONTEXT_TAGS.items()
-    ]
-    return checks + [
-        Check(f"lib {key.removeprefix('innflow.lib.')}", value, now.get(key, "absent"), False)
-        for key, value in sorted(tags.items())
-        if key.startswith("innflow.lib.")
-    ]
-
-
 def _result_checks(
     original: Any, new_metrics: dict[str, float], new_predictions_sha256: str | None
 ) -> list[Check]:
@@ -132,19 +105,3 @@ def _result_checks(
         Check("test predictions sha256", recorded_sha, now_sha, True, "predictions", "model")
     )
     return checks
-
-
-def replay_check(trained: Any, prepared: Prepared) -> Check:
-    """The training run's logged model, loaded through MLflow, on today's test set."""
-    model = tracking.load_pyfunc(tracking.model_uri(trained))
-    replayed = model.predict(prepared.features("test"))
-    replay_sha = provenance.predictions_sha256(_positive_class(replayed))
-    recorded_sha = trained.data.tags.get("innflow.predictions_sha256", NOT_RECORDED)
-    return Check(
-        "logged model predictions sha256", recorded_sha, replay_sha, True, "predictions", "model"
-    )
-
-
-def _positive_class(predictions: object) -> np.ndarray:
-    array = np.asarray(predictions, dtype="float64")
-    return array[:, 1] if array.ndim == 2 else array

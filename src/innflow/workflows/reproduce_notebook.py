@@ -16,13 +16,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from innflow import config as config_module
 from innflow import lineage, provenance, tracking
-from innflow.reproduction import NOT_RECORDED, Check, Report, metric_checks
-from innflow.workflows.reproduce import context_checks, replay_check
-from innflow.workflows.train import Step, prepare
+from innflow.modeling.training import Prepared, Step, prepare
+from innflow.reproduction import NOT_RECORDED, Check, Report, context_checks, metric_checks
 
 BOOKINGS = provenance.source_root() / "data" / "hotel_bookings.parquet"
 BOOKINGS_ROWS = 500  # the fixed sample models on booking columns are replayed on
@@ -243,3 +243,19 @@ def _booking_columns() -> tuple[str, ...]:
     from innflow.data import INPUT_COLUMNS
 
     return INPUT_COLUMNS
+
+
+def replay_check(trained: Any, prepared: Prepared) -> Check:
+    """The training run's logged model, loaded through MLflow, on today's test set."""
+    model = tracking.load_pyfunc(tracking.model_uri(trained))
+    replayed = model.predict(prepared.features("test"))
+    replay_sha = provenance.predictions_sha256(_positive_class(replayed))
+    recorded_sha = trained.data.tags.get("innflow.predictions_sha256", NOT_RECORDED)
+    return Check(
+        "logged model predictions sha256", recorded_sha, replay_sha, True, "predictions", "model"
+    )
+
+
+def _positive_class(predictions: object) -> np.ndarray:
+    array = np.asarray(predictions, dtype="float64")
+    return array[:, 1] if array.ndim == 2 else array

@@ -32,7 +32,7 @@ from innflow import data, tracking
 from innflow.errors import ConfigError, DataValidationError, InnflowError
 from innflow.serving import core
 from innflow.serving.general import ModelFailed
-from innflow.workflows.serve import confirmed, load
+from innflow.serving.loading import confirmed, load
 
 ENGINES = ("local", "spark")
 ROW_ID = "__innflow_row"

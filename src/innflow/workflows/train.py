@@ -7,153 +7,30 @@ provenance, datasets), so tracking costs little wall time on top of the fit itse
 
 from __future__ import annotations
 
-import os
+import json
 import tempfile
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
-from sklearn.pipeline import Pipeline
 
-from innflow import assessment, models, plots, provenance, report, tracking
 from innflow import data as bookings
-from innflow.assessment import Assessment
+from innflow import plots, provenance, report, tracking
 from innflow.config import Config, flatten
-from innflow.errors import ConfigError, DataValidationError
-from innflow.workflows.monitor import write_reference
-
-Step = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    return None
-
-
-def resolve_threads(threads: int | None) -> int:
-    """Threads for fitting: the argument, else INNFLOW_THREADS, else all cores.
-
-    A runtime choice, not part of the config: results are identical at any thread count.
-    """
-    if threads is None:
-        raw = os.environ.get("INNFLOW_THREADS")
-        try:
-            threads = int(raw) if raw else (os.cpu_count() or 1)
-        except ValueError as e:
-            raise ConfigError(f"INNFLOW_THREADS must be a whole number, got {raw!r}") from e
-    if threads < 1:
-        raise ConfigError(f"threads must be at least 1, got {threads}")
-    return threads
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """Validated data, its fingerprint, the split and the leakage-checked input columns."""
-
-    config: Config
-    data_sha256: str
-    split: bookings.Split
-    input_columns: list[str]
-
-    def features(self, part: str) -> pd.DataFrame:
-        """Model input (raw columns) of one split part."""
-        return getattr(self.split, part)[self.input_columns]
-
-    def labels(self, part: str) -> np.ndarray:
-        """Labels of one split part."""
-        return getattr(self.split, part)[bookings.TARGET].to_numpy()
-
-
-def prepare(config: Config) -> Prepared:
-    """Everything that can fail on bad input, done before any run is opened."""
-    input_columns = bookings.input_columns(config.features)
-    models.build_pipeline(config, input_columns, threads=1)  # validates model.params early
-    path = config.data.path
-    if not path.exists():
-        raise DataValidationError(f"data file not found: {path}")
-    sha = bookings.file_sha256(path)
-    if config.data.sha256 and config.data.sha256 != sha:
-        raise DataValidationError(
-            f"{path} has sha256 {sha[:12]}..., "
-            f"but data.sha256 requires {config.data.sha256[:12]}..."
-        )
-    frame = bookings.load_bookings(path)
-    return Prepared(config, sha, bookings.split(frame, config.split, config.seed), input_columns)
-
-
-@dataclass(frozen=True)
-class Fitted:
-    """The model that will be logged, its threshold and its validation and test scores."""
-
-    pipeline: Pipeline
-    threshold: float
-    val_proba: np.ndarray
-    test_proba: np.ndarray
-    durations: dict[str, float]
-
-    @property
-    def predictions_sha256(self) -> str:
-        """Fingerprint of the test-set probabilities."""
-        return provenance.predictions_sha256(self.test_proba)
-
-
-@dataclass
-class Trained:
-    """A fitted model and its assessment."""
-
-    fitted: Fitted
-    assessment: Assessment
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        """Every metric of the run."""
-        return self.assessment.metrics
-
-
-def fit(prepared: Prepared, threads: int, on_step: Step = _quiet) -> Fitted:
-    """Fit on train, choose the threshold on validation, refit on train+validation (if
-    configured), and score test with the model that will be logged.
-    """
-    config, cols, split = prepared.config, prepared.input_columns, prepared.split
-    started = time.perf_counter()
-    on_step(f"fitting {config.model.kind} on {len(split.train):,} bookings")
-    pipeline = models.fit(
-        models.build_pipeline(config, cols, threads),
-        prepared.features("train"), prepared.labels("train"), threads,
-    )  # fmt: skip
-    val_proba = models.predict_proba(pipeline, prepared.features("validation"), threads)
-    y_val = prepared.labels("validation")
-    threshold = assessment.choose_threshold(config, y_val, val_proba, split.validation)
-    if config.model.refit_on_validation:
-        on_step("refitting on train + validation")
-        both = pd.concat([prepared.features("train"), prepared.features("validation")])
-        y_both = np.concatenate([prepared.labels("train"), y_val])
-        pipeline = models.fit(models.build_pipeline(config, cols, threads), both, y_both, threads)
-    test_proba = models.predict_proba(pipeline, prepared.features("test"), threads)
-    durations = {"fit": time.perf_counter() - started}
-    return Fitted(pipeline, threshold, val_proba, test_proba, durations)
-
-
-def evaluate(prepared: Prepared, fitted: Fitted) -> Trained:
-    """Metrics, calibration, cost, slices, leakage audit and explanations of a fitted model."""
-    split = prepared.split
-    parts = {
-        "val": (split.validation, prepared.labels("validation"), fitted.val_proba),
-        "test": (split.test, prepared.labels("test"), fitted.test_proba),
-    }
-    result = assessment.assess(
-        prepared.config, fitted.pipeline, fitted.threshold, parts, split.train,
-        prepared.input_columns,
-    )  # fmt: skip
-    return Trained(fitted, result)
-
-
-def fit_and_evaluate(prepared: Prepared, threads: int, on_step: Step = _quiet) -> Trained:
-    """Fit, then assess: the whole computation of a training run, without tracking."""
-    return evaluate(prepared, fit(prepared, threads, on_step))
+from innflow.modeling.training import (
+    Fitted,
+    Prepared,
+    Step,
+    Trained,
+    evaluate,
+    fit,
+    prepare,
+    quiet,
+    resolve_threads,
+)
+from innflow.monitoring import profile as profiles
 
 
 @dataclass(frozen=True)
@@ -243,10 +120,24 @@ def _write_evaluation(prepared: Prepared, fitted: Fitted, directory: Path) -> Tr
     return trained
 
 
+def _reference_profile(prepared: Prepared, fitted: Fitted) -> dict[str, Any]:
+    """The monitoring profile logged with the model: the inputs of the window the logged
+    model was fitted on, and the held-out test window's scores and outcomes (JSON form).
+    """
+    parts = ("train", "validation") if prepared.config.model.refit_on_validation else ("train",)
+    training = pd.concat([prepared.features(p) for p in parts])
+    return profiles.build(
+        training,
+        fitted.test_proba,
+        prepared.labels("test"),
+        calibration_bins=prepared.config.evaluation.calibration_bins,
+    ).to_dict()
+
+
 def train(
     config: Config,
     threads: int | None = None,
-    on_step: Step = _quiet,
+    on_step: Step = quiet,
     extra_tags: dict[str, str] | None = None,
     prepared: Prepared | None = None,
     parent_run_id: str | None = None,
@@ -278,7 +169,11 @@ def train(
             on_step("evaluating (metrics, slices, cost, explanations) while logging the model")
             with tempfile.TemporaryDirectory(prefix="innflow-evaluation-") as tmp:
                 evaluating = pool.submit(_write_evaluation, prepared, fitted, Path(tmp))
-                reference = write_reference(prepared, fitted, Path(tmp))
+                reference = _reference_profile(prepared, fitted)
+                (Path(tmp) / "reference").mkdir()
+                (Path(tmp) / "reference" / "profile.json").write_text(
+                    json.dumps(reference, indent=1)
+                )
                 uri = tracking.log_model(
                     fitted.pipeline,
                     inputs=prepared.features("test"),

@@ -20,7 +20,8 @@ from typing import Any
 from innflow import assessment, business, evaluation, models, plots, tracking, tuning
 from innflow.config import Config, flatten, from_dict
 from innflow.errors import ConfigError, TrackingError
-from innflow.workflows.train import Step, TrainOutcome, _quiet, prepare, resolve_threads, train
+from innflow.modeling.training import Step, prepare, quiet, resolve_threads
+from innflow.workflows.train import TrainOutcome, train
 
 TrialCallback = Callable[[int, float | None, float | None, str], None]
 
@@ -91,7 +92,7 @@ def tune(
     study_name: str | None = None,
     threads: int | None = None,
     on_trial: TrialCallback | None = None,
-    on_step: Step = _quiet,
+    on_step: Step = quiet,
 ) -> TuneOutcome:
     """Search, record every trial, and refit the best configuration as a training run."""
     import optuna

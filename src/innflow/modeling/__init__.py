@@ -1,0 +1,1 @@
+"""Modeling core: the pure steps of training (no MLflow, no runs)."""
