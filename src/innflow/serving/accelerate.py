@@ -15,7 +15,6 @@ does not express): the exact path never stops serving. ``INNFLOW_COMPILE=0`` tur
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from innflow.serving import compiled
+from innflow.serving.settings import CompileSettings
 
 log = logging.getLogger("innflow.serving")
 
@@ -48,8 +48,8 @@ class PredictorStatus:
 
 
 def enabled() -> bool:
-    """False when ``INNFLOW_COMPILE`` is 0/false/no/off."""
-    return os.environ.get("INNFLOW_COMPILE", "1").strip().lower() not in ("0", "false", "no", "off")
+    """False when ``INNFLOW_COMPILE`` is 0/false/no/off (serving/settings.py)."""
+    return CompileSettings().compile
 
 
 def accelerate(

@@ -47,6 +47,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from innflow.serving.settings import CompileSettings
+
 T = TypeVar("T")
 GENERATOR = "2"  # bump when the generated code changes: part of the cache key
 ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float literal: 1e-35f)
@@ -217,11 +219,7 @@ def cache_dir() -> Path:
     """Where compiled models live: ``INNFLOW_CACHE_DIR``, else ``$XDG_CACHE_HOME/innflow``
     (``~/.cache/innflow``).
     """
-    configured = os.environ.get("INNFLOW_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "innflow"
+    return CompileSettings().cache()
 
 
 def cache_path(model_text: str, directory: Path | None = None) -> Path:
