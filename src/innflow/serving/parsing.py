@@ -32,29 +32,11 @@ if TYPE_CHECKING:
 JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
-_JSON_TYPES = {"str": "string", "int": "integer", "count": "integer", "binary": "integer",
-               "float": "number"}  # fmt: skip
-_RANGES = {**data.RANGES, "lead_time": (0, data.MAX_LEAD_DAYS)}
-
-
 def booking_schema(columns: list[str]) -> dict[str, Any]:
     """One booking as a model takes it, in JSON Schema: each input column's type,
-    nullability and domain from the data schema (what validation enforces row by row).
+    nullability and domain from the data contract (what validation enforces row by row).
     """
-    properties: dict[str, Any] = {}
-    for name in columns:
-        kind, nullable = data.SCHEMA[name]
-        json_type = _JSON_TYPES[kind]
-        field: dict[str, Any] = {"type": [json_type, "null"] if nullable else json_type}
-        if kind == "count":
-            field["minimum"] = 0
-        if kind == "binary":
-            field["enum"] = [0, 1]
-        if name in _RANGES:
-            field["minimum"], field["maximum"] = _RANGES[name]
-        if name == "arrival_date_month":
-            field["enum"] = list(data.MONTHS)
-        properties[name] = field
+    properties = {name: data.CONTRACT.columns[name].json_schema() for name in columns}
     return {"type": "object", "required": list(columns), "properties": properties,
             "description": IGNORED_FIELDS}  # fmt: skip
 
