@@ -8,9 +8,17 @@ import pandas as pd
 import pytest
 
 from innflow import data
-from innflow.contract import checks
 from innflow.config import FeaturesConfig, SplitConfig
+from innflow.contract import checks
 from innflow.errors import DataValidationError, LeakageError
+
+
+def _problems(frame, columns) -> list:
+    return checks.row_problems(data.CONTRACT, frame, columns)
+
+
+def _together(frame, columns) -> set[str]:
+    return checks.plainly_valid_together(data.CONTRACT, frame, columns)
 
 
 def test_sample_is_valid_and_canonical(sample_frame: pd.DataFrame) -> None:
@@ -74,7 +82,7 @@ def test_every_problem_is_reported_at_once(tiny_frame) -> None:
     )
     frame.loc[3, ["arrival_date_month", "arrival_date_day_of_month"]] = ["February", 30]
     found = {(c, p.split(" (")[0]): np.flatnonzero(m).tolist()
-             for c, p, m in checks.row_problems(data.CONTRACT, frame, tuple(data.SCHEMA))}  # fmt: skip
+             for c, p, m in _problems(frame, tuple(data.SCHEMA))}  # fmt: skip
     assert found == {
         ("adults", "are not whole numbers"): [0],
         ("arrival_date_month", "are not month names"): [1],
@@ -217,8 +225,8 @@ def test_impossible_dates_by_hand() -> None:
          "arrival_date_month": ["February", "February", "December", "May", "April"],
          "arrival_date_day_of_month": [29, 29, 31, 3, 31]}
     )  # fmt: skip
-    mask = [p for c, p, m in checks.row_problems(data.CONTRACT, frame, tuple(frame.columns)) if c == "arrival date"]
-    problems = checks.row_problems(data.CONTRACT, frame, tuple(frame.columns))
+    mask = [p for c, p, m in _problems(frame, tuple(frame.columns)) if c == "arrival date"]
+    problems = _problems(frame, tuple(frame.columns))
     assert mask == ["do not form a valid date"]
     assert problems[0][2].tolist() == [False, True, False, True, True]
 
@@ -238,17 +246,19 @@ def test_values_no_booking_has_are_refused(tiny_frame, column, value, problem) -
     frame = tiny_frame.drop(columns=["is_canceled"]).astype({column: "float64"})
     frame.loc[2, column] = value
     columns = tuple(frame.columns)
-    found = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in checks.row_problems(data.CONTRACT, frame, columns)]
+    found = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in _problems(frame, columns)]
     assert [(c, p.split(" (")[0][: len(problem)], rows) for c, p, rows in found] == [
         (column, problem, [2])
     ]
     arrays = {c: frame[c].to_numpy() for c in columns}  # the service's form: same verdict
-    again = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in checks.row_problems(data.CONTRACT, arrays, columns)]
+    again = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in _problems(arrays, columns)]
     assert again == found
     # as JSON bodies arrive: every number column float64, judged a group at a time
     floats = {c: v.astype("float64") if v.dtype.kind in "iuf" else v for c, v in arrays.items()}
-    assert checks.plainly_valid_together(data.CONTRACT, floats, columns)  # the clean groups were taken
-    again = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in checks.row_problems(data.CONTRACT, floats, columns)]
+    assert checks.plainly_valid_together(
+        data.CONTRACT, floats, columns
+    )  # the clean groups were taken
+    again = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in _problems(floats, columns)]
     assert again == found
 
 

@@ -122,18 +122,14 @@ def compile_predictor(
     as_json: JsonOption = False,
 ) -> None:
     """Build, verify and cache a LightGBM model's compiled predictor (needs a C compiler):
-    `innflow serve` then starts with it and `innflow score` uses it. The service's
-    compiled JSON row reader is built too.
+    `innflow serve` then starts with it and `innflow score` uses it.
     """
-    from innflow.workflows.serve import compile_json_rows, compile_model
+    from innflow.workflows.serve import compile_model
 
     with StepLog() as progress:
         progress(f"compiling {model_uri}")
         model, snapshot = compile_model(model_uri)
-        progress("compiling the JSON row reader")
-        rows = compile_json_rows()
-    predictor = {**model.predictor, "snapshot": str(snapshot) if snapshot else None,
-                 "json_rows": rows}  # fmt: skip
+    predictor = {**model.predictor, "snapshot": str(snapshot) if snapshot else None}
     if as_json:
         emit_json(predictor)
     else:
@@ -141,6 +137,5 @@ def compile_predictor(
         out.print(f"{predictor['state']}: {predictor['detail']} ({library})")
         if snapshot is not None:
             out.print(f"start-up snapshot: {snapshot}")
-        out.print(f"JSON rows: {rows}")
     if predictor["state"] in ("refused", "failed"):
         raise typer.Exit(1)

@@ -30,7 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic_core import to_json
 
 from innflow import __version__
-from innflow.serving import core, jsonrows, parsing
+from innflow.serving import core, decoding, parsing
 from innflow.serving.degradation import Degradation
 from innflow.serving.general import ModelFailed
 from innflow.serving.limits import BodyBudget, bounded_body
@@ -225,11 +225,8 @@ def create_app(
         )
 
     stop_polling = threading.Event()
-    # JSON bodies' rows: read by the compiled reader once loaded (serving/jsonrows.py)
-    rows: dict[str, Any] = {"reader": None, "state": "python (starting)"}
-
-    def load_reader() -> None:
-        rows["reader"], rows["state"] = jsonrows.load()
+    # JSON bodies' rows: decoded by msgspec into the contract's types (serving/decoding.py)
+    rows: dict[str, Any] = {"reader": decoding.for_bookings(), "state": "msgspec"}
 
     def poll() -> None:
         while unconfirmed() and not stop_polling.is_set():
@@ -246,7 +243,6 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         poller = threading.Thread(target=poll, name="innflow-reload", daemon=True)
         settle_memory()
-        threading.Thread(target=load_reader, name="innflow-jsonrows", daemon=True).start()
         if source is not None and (settings.reload_seconds > 0 or unconfirmed()):
             poller.start()
         if log is not None:
@@ -456,7 +452,7 @@ def create_app(
         still ready).
         ``confirmed`` is false while a variant started from its snapshot has not been
         confirmed by the registry yet (``origins`` says which). ``json_rows``: how JSON
-        bodies' rows are read (``compiled``, or ``python`` and why).
+        bodies' rows are read (``msgspec``, the Python path for what it declines).
         """
         router = app.state.router
         problems = degradation.reasons()

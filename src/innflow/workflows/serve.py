@@ -13,7 +13,7 @@ from typing import Any
 
 from innflow import tracking
 from innflow.errors import ConfigError
-from innflow.serving import core, jsonrows, snapshot
+from innflow.serving import core, snapshot
 from innflow.serving.routing import Router, Variant
 
 DEFAULT_MODEL_URI = "models:/hotel-booking-cancellation@production"
@@ -80,13 +80,6 @@ def compile_model(model_uri: str) -> tuple[core.LoadedModel, Path | None]:
     model = load(model_uri, compile="build")
     written = snapshot.path_for(_store_key(None), model_uri)
     return model, written if written.exists() and model.predictor["state"] == "compiled" else None
-
-
-def compile_json_rows() -> str:
-    """Build and cache the service's compiled JSON row reader (serving/jsonrows.py): how
-    services will read JSON rows (``compiled``, or ``python (why)``).
-    """
-    return jsonrows.load()[1]
 
 
 class RegistrySource:
