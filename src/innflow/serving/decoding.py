@@ -20,7 +20,7 @@ import struct
 from collections.abc import Sequence
 from functools import lru_cache
 from itertools import chain
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -67,6 +67,7 @@ class Decoder:
         )  # fmt: skip
         self._body = msgspec.json.Decoder(body)
         self._rows = lru_cache(maxsize=64)(self._rows_decoder)
+        self._layout = lru_cache(maxsize=64)(self._grouped)
 
     def decode(self, body: bytes) -> tuple[Columns, int] | None:
         """A body with one of MLflow's keys, as columns and the number of rows; None when
@@ -98,56 +99,67 @@ class Decoder:
             return None
         if not rows:
             return None
-        return self._arrays(names, list(zip(*rows, strict=True)), len(rows))
+        return self._arrays(tuple(names), list(zip(*rows, strict=True)), len(rows))
 
     def _records(self, records: list[Any]) -> tuple[Columns, int] | None:
         if not records:
             return None
         first = records[0]
-        names = [name for name in self.fields if getattr(first, name) is not UNSET]
+        names = tuple(name for name in self.fields if getattr(first, name) is not UNSET)
         if not names:
             return None
         values = dict(zip(self.fields, zip(*map(astuple, records), strict=True), strict=True))
-        n = len(records)
+        n, layout = len(records), self._layout(names)
         # every record with the first's keys: the others unset in all, its own set in all
         # (an unset number fails its conversion below; text is looked at here)
-        if any(values[name].count(UNSET) != n for name in self.fields if name not in names):
+        if any(values[name].count(UNSET) != n for name in layout.absent):
             return None
-        text = [name for name in names if self.contract.columns[name].kind == "str"]
-        if any(UNSET in values[name] for name in text):
+        if any(UNSET in values[names[i]] for i in layout.text):
             return None
         return self._arrays(names, [values[name] for name in names], n)
 
+    def _grouped(self, names: tuple[str, ...]) -> _Layout:
+        groups: dict[str, list[int]] = {"numbers": [], "nullable": [], "text": []}
+        for i, name in enumerate(names):
+            column = self.contract.columns[name]
+            group = "text" if column.kind == "str" else "nullable" if column.nullable else "numbers"
+            groups[group].append(i)
+        absent = tuple(name for name in self.fields if name not in names)
+        return _Layout(**{group: tuple(indices) for group, indices in groups.items()},
+                       absent=absent)  # fmt: skip
+
     def _arrays(
-        self, names: list[str], columns: list[Sequence[Any]], rows: int
+        self, names: tuple[str, ...], columns: list[Sequence[Any]], rows: int
     ) -> tuple[Columns, int] | None:
         """Decoded values (one sequence per column) as float64 and object arrays, a few
         calls per column: non-nullable numbers packed as doubles by ``struct`` (a third of
         numpy's time from Python floats), nullable ones by numpy (None becomes NaN), text
         into one object block.
         """
-        groups: dict[str, list[int]] = {"numbers": [], "nullable": [], "text": []}
-        for i, name in enumerate(names):
-            column = self.contract.columns[name]
-            group = "text" if column.kind == "str" else "nullable" if column.nullable else "numbers"
-            groups[group].append(i)
-        pack = _doubles(rows).pack
+        layout, pack = self._layout(names), _doubles(rows).pack
         try:
-            packed = bytearray(b"".join([pack(*columns[i]) for i in groups["numbers"]]))
-            nullable = np.array([columns[i] for i in groups["nullable"]], np.float64)
+            packed = bytearray(b"".join([pack(*columns[i]) for i in layout.numbers]))
+            nullable = np.array([columns[i] for i in layout.nullable], np.float64)
         except (struct.error, TypeError, ValueError):  # a value left unset: a key missing
             return None
-        text = chain.from_iterable(columns[i] for i in groups["text"])
-        blocks = {
-            "numbers": np.frombuffer(packed, np.float64).reshape(-1, rows),
-            "nullable": nullable,
-            "text": np.fromiter(text, object, len(groups["text"]) * rows).reshape(-1, rows),
-        }
+        text = chain.from_iterable(columns[i] for i in layout.text)
         found: Columns = {}
-        for group, indices in groups.items():
-            for row, i in enumerate(indices):
-                found[names[i]] = blocks[group][row]
+        for indices, block in (
+            (layout.numbers, np.frombuffer(packed, np.float64).reshape(-1, rows)),
+            (layout.nullable, nullable),
+            (layout.text, np.fromiter(text, object, len(layout.text) * rows).reshape(-1, rows)),
+        ):
+            found.update(zip([names[i] for i in indices], block, strict=True))
         return found, rows
+
+
+class _Layout(NamedTuple):
+    """Where a table's columns go (indices into its names), and the fields it lacks."""
+
+    numbers: tuple[int, ...]  # non-nullable numbers
+    nullable: tuple[int, ...]
+    text: tuple[int, ...]
+    absent: tuple[str, ...]
 
 
 @lru_cache(maxsize=64)
