@@ -33,7 +33,15 @@ beside `mlflow models serve` on the same notebook-style model (tests/user_models
 raw-column scikit-learn Pipeline): one row p50 and batches of 1,000 rows. `--general-only`
 runs just that part (no training of innflow's model, ~1 minute).
 
+`--baseline-ref REF` instead compares two builds of innflow serve: the current tree and the
+commit REF, checked out into a temporary git worktree and started from its src/ with this
+environment (PYTHONPATH), both serving the same registered model with the same compiled
+predictor, measured by wrk in alternating rounds: 1,000-booking batches as
+`dataframe_split`, `dataframe_records` and `instances` bodies (rows/s, p50) and one booking
+per request (p50), with both builds' predictions checked bit for bit against each other.
+
 Run: uv run python benchmarks/serving.py [--requests 300] [--seconds 5] [--general-only]
+     [--baseline-ref REF [--rounds 6]]
 """
 
 from __future__ import annotations
@@ -420,13 +428,167 @@ def general_path(env: dict, n_requests: int, seconds: float) -> Table:
     return table
 
 
+def _registered_model(tmp: str) -> tuple[str, str, pd.DataFrame]:
+    """Train and register the default model in a store under ``tmp``, aliased production:
+    its URI, its version and the test bookings.
+    """
+    from innflow import config
+    from innflow.workflows.registry import move_alias, register
+    from innflow.workflows.train import prepare, train
+
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
+    os.chdir(tmp)
+    cfg = config.load(None, [f"data.path={ROOT / 'data' / 'hotel_bookings.parquet'}"])
+    version, _ = register(train(cfg).run_id, cfg)
+    move_alias(cfg, version, "production", "bench", "benchmark", force=True)
+    uri = "models:/hotel-booking-cancellation@production"
+    return uri, str(version), prepare(cfg).features("test")
+
+
+def _reads_json(port: int) -> str:
+    """How a started service reads JSON rows (its /health ``json_rows``), once settled:
+    an older build loaded its compiled reader in the background.
+    """
+    deadline = time.perf_counter() + 120
+    state = "unknown"
+    while time.perf_counter() < deadline:
+        state = (
+            requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json().get("json_rows", "-")
+        )
+        if state != "python (starting)":
+            return state
+        time.sleep(0.1)
+    return state
+
+
+def _batch_script(directory: str, body: bytes, content_type: str) -> str:
+    """The wrk script posting ``body`` (written under ``directory``)."""
+    path = Path(directory) / f"body-{abs(hash(body))}"
+    path.write_bytes(body)
+    return BATCH_SCRIPT % (json.dumps(str(path)), json.dumps(content_type))
+
+
+def side_by_side(ref: str, rounds: int, seconds: float) -> None:
+    """The current build of innflow serve beside the build at ``ref``, alternating rounds.
+
+    Both run at once on the same model (one store, one compiled predictor in one cache),
+    so a shared machine's changing speed falls on both alike; each round measures every
+    figure of one build, then of the other, the order swapped every round. Beside wall
+    figures, each server's CPU per request: it does not swing with other jobs.
+    """
+    if not shutil.which("wrk"):
+        raise SystemExit("--baseline-ref needs wrk (apt-get install wrk)")
+    with tempfile.TemporaryDirectory() as tmp:
+        baseline = Path(tmp) / "baseline"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(baseline),
+                        ref], check=True, capture_output=True)  # fmt: skip
+        processes: list[subprocess.Popen] = []
+        try:
+            uri, _, test = _registered_model(tmp)
+            test = test.reset_index(drop=True)
+            bin_dir = str(Path(sys.executable).parent)
+            env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+                   "INNFLOW_CACHE_DIR": f"{tmp}/cache", "INNFLOW_COMPILE": "1"}  # fmt: skip
+            label = subprocess.run(
+                ["git", "-C", str(ROOT), "log", "-1", "--format=%h", ref],
+                capture_output=True, text=True, check=True,
+            ).stdout.strip()  # fmt: skip
+            builds = {"current": env, f"baseline {label}": {**env, "PYTHONPATH": f"{baseline}/src"}}
+            servers: dict[str, dict[str, Any]] = {}
+            for name, build_env in builds.items():  # each builds what it needs (the trees: once)
+                subprocess.run([f"{bin_dir}/innflow", "compile", "--model-uri", uri],
+                               env=build_env, capture_output=True, check=True)  # fmt: skip
+                port = _free_port()
+                command = [f"{bin_dir}/innflow", "serve", "--model-uri", uri, "--port", str(port)]
+                processes.append(_start(command, build_env, port)[0])
+                _confirmed(port)
+                servers[name] = {"url": f"http://127.0.0.1:{port}/invocations",
+                                 "pid": processes[-1].pid, "json": _reads_json(port),
+                                 "predictor": _predictor(port)}  # fmt: skip
+            bodies = {k: v for k, v in _batch_bodies(test).items() if k != "arrow"}
+            records = json.loads(test.iloc[:1000].to_json(orient="records"))
+            bodies["instances"] = (json.dumps({"instances": records}).encode(), "application/json")
+            for form, (body, content_type) in bodies.items():  # the same answers, bit for bit
+                answers = {
+                    requests.post(server["url"], data=body, timeout=60,
+                                  headers={"Content-Type": content_type}).content
+                    for server in servers.values()
+                }  # fmt: skip
+                if len(answers) != 1:
+                    raise SystemExit(f"the two builds answer a {form} body differently")
+            rows = json.loads(test.to_json(orient="records"))
+            scripts = {form: _batch_script(tmp, *body) for form, body in bodies.items()}
+            figures: dict[str, dict[str, list[float]]] = {name: {} for name in builds}
+            load_before = os.getloadavg()
+            for index in range(rounds):
+                order = list(builds) if index % 2 == 0 else list(reversed(builds))
+                for name in order:
+                    url, pid, measured = servers[name]["url"], servers[name]["pid"], figures[name]
+                    runs = {"one": lambda url=url: _wrk(url, rows, seconds, connections=1)}
+                    runs.update({form: lambda url=url, script=script: _run_wrk(url, script, seconds)
+                                 for form, script in scripts.items()})  # fmt: skip
+                    for form, run in runs.items():
+                        before = _cpu_ms(pid)
+                        rps, p50, _ = run()
+                        cpu = (_cpu_ms(pid) - before) / max(1.0, rps * max(1, round(seconds)))
+                        measured.setdefault(f"{form} p50", []).append(p50)
+                        measured.setdefault(f"{form} cpu", []).append(cpu)
+                        if form != "one":
+                            measured.setdefault(f"{form} rows/s", []).append(1000 * rps)
+            load_after = os.getloadavg()
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=30)
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                            str(baseline)], check=False, capture_output=True)  # fmt: skip
+    loads = " -> ".join(" / ".join(f"{x:.1f}" for x in load) for load in (load_before, load_after))
+    table = Table(title=f"innflow serve, two builds side by side, {rounds} alternating rounds "
+                        f"of {seconds:.0f} s per figure (wrk, one connection), medians over "
+                        f"rounds; load (1/5/15 min) {loads}")  # fmt: skip
+    forms = [*bodies, "one"]
+    keys = [f"{form} {what}" for form in bodies for what in ("rows/s", "p50")] + ["one p50"]
+    keys += [f"{form} cpu" for form in forms]
+    table.add_column("build")
+    table.add_column("JSON rows, predictor")
+    names = {"records": "dataframe_records", "split": "dataframe_split", "one": "1 row"}
+    for key in keys:
+        form, what = key.split(" ")
+        unit = {"rows/s": "rows/s", "p50": "p50 ms", "cpu": "server CPU ms/request"}[what]
+        table.add_column(f"{names.get(form, form)} {unit}", justify="right")
+    medians = {name: {k: float(np.median(v)) for k, v in measured.items()}
+               for name, measured in figures.items()}  # fmt: skip
+
+    def shown(key: str, value: float) -> str:
+        return f"{value:,.0f}" if key.endswith("rows/s") else f"{value:.2f}"
+
+    for name, server in servers.items():
+        table.add_row(name, f"{server['json'][:30]}, {server['predictor']}",
+                      *[shown(k, medians[name][k]) for k in keys])  # fmt: skip
+    current, old = (medians[name] for name in builds)
+    table.add_row("current / baseline", "", *[f"{current[k] / old[k]:.2f}" for k in keys])
+    console = Console(width=250)
+    console.print(table)
+    for name in builds:
+        each = "; ".join(f"{k} " + " ".join(shown(k, v) for v in vs)
+                         for k, vs in figures[name].items())  # fmt: skip
+        console.print(f"{name}, round by round: {each}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--general-only", action="store_true",
                         help="only the general path against mlflow models serve")  # fmt: skip
+    parser.add_argument("--baseline-ref", metavar="REF",
+                        help="compare innflow serve with the build at this git commit")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="alternating rounds of --baseline-ref")  # fmt: skip
     args = parser.parse_args()
+    if args.baseline_ref:
+        side_by_side(args.baseline_ref, args.rounds, args.seconds)
+        return
     if args.general_only:
         with tempfile.TemporaryDirectory() as tmp:
             os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
@@ -435,21 +597,11 @@ def main() -> None:
             env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
             Console(width=150).print(general_path(env, args.requests, args.seconds))
         return
-    from innflow import config
-    from innflow.modeling.training import prepare
     from innflow.serving.loading import load
-    from innflow.workflows.registry import move_alias, register
-    from innflow.workflows.train import train
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = f"sqlite:///{tmp}/mlflow.db"
-        os.environ["MLFLOW_TRACKING_URI"] = store
-        os.chdir(tmp)
-        cfg = config.load(None, [f"data.path={ROOT / 'data' / 'hotel_bookings.parquet'}"])
-        version, _ = register(train(cfg).run_id, cfg)
-        move_alias(cfg, version, "production", "bench", "benchmark", force=True)
-        uri = "models:/hotel-booking-cancellation@production"
-        test = prepare(cfg).features("test").reset_index(drop=True)
+        uri, version, test = _registered_model(tmp)
+        test = test.reset_index(drop=True)
         rows = json.loads(test.to_json(orient="records"))
         bodies = _batch_bodies(test)
         probe_before = _machine_probe(bodies["split"][0])

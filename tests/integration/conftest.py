@@ -3,11 +3,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,17 +19,6 @@ FAST = {
     "lightgbm": ["model.params.n_estimators=40"],
     "xgboost": ["model.params.n_estimators=40"],
 }
-
-
-def json_rows_state(client: Any, seconds: float = 60) -> str:
-    """How a started app (a TestClient entered, so its lifespan ran) reads JSON rows, once
-    its compiled reader has been loaded or refused (a build is ~0.3 s of gcc).
-    """
-    deadline = time.monotonic() + seconds
-    while (state := client.get("/health").json()["json_rows"]) == "python (starting)":
-        assert time.monotonic() < deadline, "the JSON row reader never finished loading"
-        time.sleep(0.05)
-    return state
 
 
 @dataclass
@@ -145,8 +132,9 @@ def reloadable(registry):
     from fastapi.testclient import TestClient
     from mlflow.tracking import MlflowClient
 
-    from innflow.serving.app import Settings, create_app
+    from innflow.serving.app import create_app
     from innflow.serving.loading import RegistrySource
+    from innflow.serving.settings import ServiceSettings as Settings
 
     _, bookings, version, _ = registry
     source = RegistrySource("hotel-booking-cancellation", ["production=100"], [])

@@ -277,6 +277,7 @@ def test_innflow_compile_reports_the_snapshot_it_wrote(snapshotted, cli) -> None
     reported = json.loads(done.stdout)
     assert reported["state"] == "compiled" and reported["snapshot"] == str(path)
     assert path.exists()
+    assert "json_rows" not in reported  # (JSON rows need no build: msgspec decodes them)
 
 
 def test_starting_from_a_snapshot_imports_neither_mlflow_nor_scikit_learn(snapshotted) -> None:
@@ -290,7 +291,7 @@ def test_starting_from_a_snapshot_imports_neither_mlflow_nor_scikit_learn(snapsh
         "source = RegistrySource('hotel-booking-cancellation', ['production=100'], [])\n"
         "app = create_app(source.start(), None, source)\n"
         "loaded = [m for m in ('mlflow', 'sklearn', 'lightgbm', 'skops') if m in sys.modules]\n"
-        "print(json.dumps([app.state.router.live[0].model.origin, loaded]))\n"
+        "print(json.dumps([app.state.service.router.live[0].model.origin, loaded]))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -335,8 +336,8 @@ def test_a_stale_snapshot_serves_at_once_then_the_version_the_alias_moved_to(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from innflow.serving.app import Settings
     from innflow.serving.loading import confirmed
+    from innflow.serving.settings import ServiceSettings as Settings
 
     model, bookings, _ = snapshotted
     client = MlflowClient()
@@ -359,7 +360,7 @@ def test_a_stale_snapshot_serves_at_once_then_the_version_the_alias_moved_to(
 
 
 def test_explanations_wait_for_the_logged_model_after_a_snapshot_start(snapshotted) -> None:
-    from innflow.serving.app import Settings
+    from innflow.serving.settings import ServiceSettings as Settings
 
     model, bookings, _ = snapshotted
     source = _production_source()
@@ -406,7 +407,7 @@ def test_a_snapshot_starts_the_service_while_the_registry_is_down(
 
     from innflow import tracking
     from innflow.serving import snapshot
-    from innflow.serving.app import Settings
+    from innflow.serving.settings import ServiceSettings as Settings
 
     model, bookings, path = snapshotted
     with socket.socket() as s:  # a port nobody listens on: the tracking server is down

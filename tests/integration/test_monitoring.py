@@ -12,9 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from innflow import config, tracking
 from innflow import data as bookings
-from innflow.serving.app import Settings, create_app
+from innflow.serving.app import create_app
 from innflow.serving.loading import load
 from innflow.serving.routing import Router, Variant
+from innflow.serving.settings import ServiceSettings as Settings
 from innflow.workflows.registry import move_alias, register
 from innflow.workflows.train import train
 from tests.conftest import SAMPLE

@@ -32,7 +32,8 @@ def test_a_notebook_model_goes_to_production_beside_the_champion(workdir, cli) -
     import mlflow
     from fastapi.testclient import TestClient
 
-    from innflow.workflows.serve import ServiceOptions, build_app
+    from innflow.serving.settings import ServiceSettings as ServiceOptions
+    from innflow.workflows.serve import build_app
 
     # innflow's own champion on production
     overrides = [arg for o in workdir.overrides() for arg in ("--set", o)]

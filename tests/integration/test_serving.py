@@ -8,11 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from innflow.serving import core, parsing
-from innflow.serving.app import Settings, create_app
+from innflow.serving.app import create_app
 from innflow.serving.loading import load
+from innflow.serving.settings import ServiceSettings as Settings
 from innflow.workflows.score import score_file
 from tests.conftest import SAMPLE
-from tests.integration.conftest import json_rows_state
 
 
 @pytest.fixture
@@ -49,34 +49,40 @@ def test_every_mlflow_format_gives_the_in_process_probabilities(served) -> None:
     assert np.abs(np.asarray(csv.json()["predictions"]) - expected).max() < 1e-12
 
 
-def test_json_rows_read_in_c_give_the_same_answers(registered, monkeypatch) -> None:
-    """As a deployed service reads JSON (the compiled row reader, serving/jsonrows.py):
-    every form gives the in-process probabilities, and bad values the same 400s.
+def test_json_rows_decoded_by_msgspec_give_the_same_answers(registered) -> None:
+    """As a deployed service reads JSON (msgspec, typed by the contract: serving/decoding.py):
+    every form gives the in-process probabilities, and bad values (those it decodes and
+    those it leaves to the Python path) the Python path's 400s.
     """
-    monkeypatch.setenv("INNFLOW_COMPILE", "1")
     model, bookings, _, _ = registered
     expected = model.pipeline.predict_proba(bookings)
     records = _records(bookings)
     bad = [dict(r) for r in records]
     bad[3]["adults"], bad[5]["lead_time"], bad[6]["hotel"] = -1, "12", None
+    decodable = [dict(r) for r in records]
+    decodable[3]["adults"] = -1
     bodies = [
         {"dataframe_split": json.loads(bookings.to_json(orient="split", index=False))},
         {"dataframe_records": records},
         {"instances": records},
         {"inputs": records},
     ]
-    python = TestClient(create_app(model))  # not started: no reader
     with TestClient(create_app(model)) as client:
-        assert json_rows_state(client) == "compiled"
+        assert client.get("/health").json()["json_rows"] == "msgspec"
         for body in bodies:
             got = np.asarray(client.post("/invocations", json=body).json()["predictions"])
             assert got.tobytes() == expected.tobytes(), list(body)
-        for body in ({"dataframe_records": bad}, {"inputs": bad}):
+        for body, where in (
+            ({"dataframe_records": bad}, {(3, "adults"), (5, "lead_time"), (6, "hotel")}),
+            ({"inputs": bad}, {(3, "adults"), (5, "lead_time"), (6, "hotel")}),
+            ({"instances": decodable}, {(3, "adults")}),
+        ):
             response = client.post("/invocations", json=body)
             assert response.status_code == 400
-            assert response.json() == python.post("/invocations", json=body).json()
-            assert {(e["row"], e["field"]) for e in response.json()["errors"]} == {
-                (3, "adults"), (5, "lead_time"), (6, "hotel")}  # fmt: skip
+            python = parsing.parse("application/json", json.dumps(body).encode())  # no decoder
+            errors, _ = core.check(python, model.columns)
+            assert response.json()["errors"] == [e.to_dict() for e in errors]
+            assert {(e["row"], e["field"]) for e in response.json()["errors"]} == where
 
 
 def _arrow(table, compression: str | None = None) -> bytes:

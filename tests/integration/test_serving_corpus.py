@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from innflow.serving.app import Settings, create_app
+from innflow.serving.app import create_app
 from innflow.serving.parsing import ARROW_STREAM, PARQUET
-from tests.integration.conftest import json_rows_state
+from innflow.serving.settings import ServiceSettings as Settings
 
 MAX_BODY = 20_000
 CORPUS = settings(
@@ -203,17 +203,15 @@ def bodies(draw: st.DrawFn, bookings: list[dict]) -> tuple[bytes, str | None]:
 
 @pytest.fixture(scope="module")
 def corpus_client(registered):
-    """The service as deployed: JSON rows read by the compiled reader (whose declines and
-    the Python path behind them the corpus reaches too).
+    """The service as deployed: JSON rows decoded by msgspec (whose declines and the Python
+    path behind them the corpus reaches too).
     """
     model, bookings, _, _ = registered
     app = create_app(model, Settings(max_body_bytes=MAX_BODY, max_rows=500))
     records = json.loads(bookings.to_json(orient="records"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("INNFLOW_COMPILE", "1")
-        with TestClient(app, raise_server_exceptions=False) as client:
-            assert json_rows_state(client) == "compiled"
-            yield client, records
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/health").json()["json_rows"] == "msgspec"
+        yield client, records
 
 
 def _assert_clean(response: Any) -> None:

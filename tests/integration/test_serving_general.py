@@ -17,8 +17,9 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
-from innflow.serving.app import Settings, create_app
+from innflow.serving.app import create_app
 from innflow.serving.loading import RegistrySource, load
+from innflow.serving.settings import ServiceSettings as Settings
 from innflow.workflows.score import score_file
 from tests import user_models
 from tests.conftest import SAMPLE

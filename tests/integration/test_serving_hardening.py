@@ -17,10 +17,11 @@ from fastapi.testclient import TestClient
 from starlette.requests import Request
 
 from innflow.serving import parsing
-from innflow.serving.app import Settings, create_app
+from innflow.serving.app import create_app
 from innflow.serving.degradation import Degradation
 from innflow.serving.limits import BodyBudget, bounded_body
 from innflow.serving.metrics import ServiceMetrics
+from innflow.serving.settings import ServiceSettings as Settings
 
 ARROW = {"Content-Type": parsing.ARROW_STREAM}
 
@@ -193,7 +194,8 @@ def test_an_empty_or_blank_admin_token_disables_the_endpoint(registered, token: 
 
 
 def test_serve_reads_a_blank_token_as_disabled(registry, monkeypatch) -> None:
-    from innflow.workflows.serve import ServiceOptions, build_app
+    from innflow.serving.settings import ServiceSettings as ServiceOptions
+    from innflow.workflows.serve import build_app
 
     monkeypatch.setenv("INNFLOW_ADMIN_TOKEN", "   ")
     app, _ = build_app(ServiceOptions(reload_seconds=0))

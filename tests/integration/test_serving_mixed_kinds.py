@@ -13,7 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
-from innflow.workflows.serve import ServiceOptions, build_app
+from innflow.serving.settings import ServiceSettings as ServiceOptions
+from innflow.workflows.serve import build_app
 from tests import user_models
 
 NAME = "hotel-booking-cancellation"

@@ -9,7 +9,16 @@ import pytest
 
 from innflow import data
 from innflow.config import FeaturesConfig, SplitConfig
+from innflow.contract import checks
 from innflow.errors import DataValidationError, LeakageError
+
+
+def _problems(frame, columns) -> list:
+    return checks.row_problems(data.CONTRACT, frame, columns)
+
+
+def _together(frame, columns) -> set[str]:
+    return checks.plainly_valid_together(data.CONTRACT, frame, columns)
 
 
 def test_sample_is_valid_and_canonical(sample_frame: pd.DataFrame) -> None:
@@ -73,7 +82,7 @@ def test_every_problem_is_reported_at_once(tiny_frame) -> None:
     )
     frame.loc[3, ["arrival_date_month", "arrival_date_day_of_month"]] = ["February", 30]
     found = {(c, p.split(" (")[0]): np.flatnonzero(m).tolist()
-             for c, p, m in data.row_problems(frame, tuple(data.SCHEMA))}  # fmt: skip
+             for c, p, m in _problems(frame, tuple(data.SCHEMA))}  # fmt: skip
     assert found == {
         ("adults", "are not whole numbers"): [0],
         ("arrival_date_month", "are not month names"): [1],
@@ -216,8 +225,8 @@ def test_impossible_dates_by_hand() -> None:
          "arrival_date_month": ["February", "February", "December", "May", "April"],
          "arrival_date_day_of_month": [29, 29, 31, 3, 31]}
     )  # fmt: skip
-    mask = [p for c, p, m in data.row_problems(frame, tuple(frame.columns)) if c == "arrival date"]
-    problems = data.row_problems(frame, tuple(frame.columns))
+    mask = [p for c, p, m in _problems(frame, tuple(frame.columns)) if c == "arrival date"]
+    problems = _problems(frame, tuple(frame.columns))
     assert mask == ["do not form a valid date"]
     assert problems[0][2].tolist() == [False, True, False, True, True]
 
@@ -237,17 +246,19 @@ def test_values_no_booking_has_are_refused(tiny_frame, column, value, problem) -
     frame = tiny_frame.drop(columns=["is_canceled"]).astype({column: "float64"})
     frame.loc[2, column] = value
     columns = tuple(frame.columns)
-    found = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in data.row_problems(frame, columns)]
+    found = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in _problems(frame, columns)]
     assert [(c, p.split(" (")[0][: len(problem)], rows) for c, p, rows in found] == [
         (column, problem, [2])
     ]
     arrays = {c: frame[c].to_numpy() for c in columns}  # the service's form: same verdict
-    again = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in data.row_problems(arrays, columns)]
+    again = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in _problems(arrays, columns)]
     assert again == found
     # as JSON bodies arrive: every number column float64, judged a group at a time
     floats = {c: v.astype("float64") if v.dtype.kind in "iuf" else v for c, v in arrays.items()}
-    assert data._plainly_valid_together(floats, columns)  # the clean groups were taken
-    again = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in data.row_problems(floats, columns)]
+    assert checks.plainly_valid_together(
+        data.CONTRACT, floats, columns
+    )  # the clean groups were taken
+    again = [(c, p, np.flatnonzero(m).tolist()) for c, p, m in _problems(floats, columns)]
     assert again == found
 
 
@@ -259,7 +270,7 @@ _OBJECTS = ["City Hotel", "", None, np.nan, pd.NA, 0, 1.5, True]
 @pytest.mark.parametrize("kind", ["int", "count", "binary", "float", "str"])
 @pytest.mark.parametrize("nullable", [False, True])
 def test_the_quick_acceptance_never_passes_a_bad_value(kind: str, nullable: bool) -> None:
-    """``_plainly_valid`` skips the per-problem checks of a column: only ever for one in
+    """``plainly_valid`` skips the per-problem checks of a column: only ever for one in
     which those checks find nothing (every column of one or two of these values).
     """
     columns = [np.array(pair, dtype="float64") for pair in product(_FLOATS, repeat=2)]
@@ -270,26 +281,26 @@ def test_the_quick_acceptance_never_passes_a_bad_value(kind: str, nullable: bool
     accepted = 0
     for values in columns:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(data, "_plainly_valid", lambda *_: False)
-            thorough = [p for p, mask in data._column_checks(values, kind, nullable) if mask.any()]
-        if data._plainly_valid(values, kind, nullable):
+            patch.setattr(checks, "plainly_valid", lambda *_: False)
+            thorough = [p for p, mask in checks.column_checks(values, kind, nullable) if mask.any()]
+        if checks.plainly_valid(values, kind, nullable):
             accepted += 1
             assert thorough == [], (values, thorough)
-            assert data._column_checks(values, kind, nullable) == []
+            assert checks.column_checks(values, kind, nullable) == []
     assert accepted > 0  # the quick path is taken for good columns
 
 
 @pytest.mark.parametrize("kind", ["int", "count", "binary", "float"])
 @pytest.mark.parametrize("nullable", [False, True])
 def test_columns_accepted_together_are_each_accepted(kind: str, nullable: bool) -> None:
-    """``_plainly_valid_together`` judges a stack of columns at once: it takes a stack only
+    """``plainly_valid_together`` judges a stack of columns at once: it takes a stack only
     when the quick acceptance would take every column in it.
     """
     singles = [np.array(pair, dtype="float64") for pair in product(_FLOATS, repeat=2)]
     accepted = 0
     for first, second in product(singles[::3], singles[1::4]):
-        stacked = data._plainly_valid(np.stack([first, second]), kind, nullable)
-        each = data._plainly_valid(first, kind, nullable) and data._plainly_valid(
+        stacked = checks.plainly_valid(np.stack([first, second]), kind, nullable)
+        each = checks.plainly_valid(first, kind, nullable) and checks.plainly_valid(
             second, kind, nullable
         )
         assert stacked == each, (first, second)
@@ -308,7 +319,7 @@ def test_text_dtypes_are_judged_as_their_objects_are(dtype: str, nullable: bool)
         as_objects = typed.astype(object)
 
         def found(series: pd.Series) -> list[tuple[str, list[bool]]]:
-            return [(p, m.tolist()) for p, m in data._column_checks(series, "str", nullable)
+            return [(p, m.tolist()) for p, m in checks.column_checks(series, "str", nullable)
                     if m.any()]  # fmt: skip
 
         assert found(typed) == found(as_objects), values

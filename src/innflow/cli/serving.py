@@ -49,14 +49,15 @@ def serve(
 
     import uvicorn
 
-    from innflow.workflows.serve import ServiceOptions, build_app
+    from innflow.serving.settings import service_settings
+    from innflow.workflows.serve import build_app, worker_environment
 
-    options = ServiceOptions(
-        model_uri, tuple(routes or ()), tuple(shadows or ()), model_name,
-        str(prediction_log) if prediction_log else None, reload_seconds,
+    settings = service_settings(
+        model_uri=model_uri, routes=tuple(routes or ()), shadows=tuple(shadows or ()),
+        model_name=model_name, prediction_log=prediction_log, reload_seconds=reload_seconds,
     )  # fmt: skip
     # Built here first even with workers: a bad URI or route fails once and clearly.
-    app, serving = build_app(options)
+    app, serving = build_app(settings)
     err.print(f"serving {serving} on http://{host}:{port}")
     for note in app.state.notes:
         err.print(note, soft_wrap=True, markup=False)
@@ -65,7 +66,7 @@ def serve(
             f"{workers} worker processes: each keeps its own /metrics (a scrape sees one of "
             "them); for one set of metrics run one worker per container and scale containers"
         )
-        os.environ.update(options.to_environment())
+        os.environ.update(worker_environment(settings))
         uvicorn.run("innflow.workflows.serve:app_from_environment", factory=True, host=host,
                     port=port, workers=workers, log_level="warning", access_log=False)  # fmt: skip
         return
@@ -122,18 +123,14 @@ def compile_predictor(
     as_json: JsonOption = False,
 ) -> None:
     """Build, verify and cache a LightGBM model's compiled predictor (needs a C compiler):
-    `innflow serve` then starts with it and `innflow score` uses it. The service's
-    compiled JSON row reader is built too.
+    `innflow serve` then starts with it and `innflow score` uses it.
     """
-    from innflow.workflows.serve import compile_json_rows, compile_model
+    from innflow.workflows.serve import compile_model
 
     with StepLog() as progress:
         progress(f"compiling {model_uri}")
         model, snapshot = compile_model(model_uri)
-        progress("compiling the JSON row reader")
-        rows = compile_json_rows()
-    predictor = {**model.predictor, "snapshot": str(snapshot) if snapshot else None,
-                 "json_rows": rows}  # fmt: skip
+    predictor = {**model.predictor, "snapshot": str(snapshot) if snapshot else None}
     if as_json:
         emit_json(predictor)
     else:
@@ -141,6 +138,5 @@ def compile_predictor(
         out.print(f"{predictor['state']}: {predictor['detail']} ({library})")
         if snapshot is not None:
             out.print(f"start-up snapshot: {snapshot}")
-        out.print(f"JSON rows: {rows}")
     if predictor["state"] in ("refused", "failed"):
         raise typer.Exit(1)

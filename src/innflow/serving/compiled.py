@@ -238,9 +238,7 @@ def build(model_text: str, target: Path, nice: bool = False) -> Path:
     return compile_library(c_source(parse(model_text)), target, nice=nice)
 
 
-def compile_library(
-    source: str, target: Path, flags: tuple[str, ...] = (), nice: bool = False
-) -> Path:
+def compile_library(source: str, target: Path, nice: bool = False) -> Path:
     """Compile C ``source`` into a shared library at ``target`` (written to a temporary
     file first, then renamed: a reader never sees half a library); ``nice`` leaves the
     cores to a service's requests first.
@@ -253,7 +251,7 @@ def compile_library(
         c_file, so_file = Path(tmp) / "source.c", Path(tmp) / "library.so"
         c_file.write_text(source)
         command = [cc, "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared",
-                   *flags, "-o", str(so_file), str(c_file), "-lm"]  # fmt: skip
+                   "-o", str(so_file), str(c_file), "-lm"]  # fmt: skip
         if nice and shutil.which("nice"):
             command = ["nice", "-n", "10", *command]
         done = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from innflow import data
+from innflow.contract import checks
 from innflow.serving import accelerate
 from innflow.serving.fastpath import FastScorer
 from innflow.serving.general import (
@@ -201,7 +202,7 @@ def check(
     batch: Batch, columns: list[str], limit: int = 20, known: frozenset[str] = BOOKING_COLUMNS
 ) -> tuple[list[FieldError], dict[str, np.ndarray]]:
     """Missing and unknown columns, then per-row types, nulls and domains (the rules of
-    ``data.row_problems``); with the columns as arrays the model can score when valid.
+    ``contract.checks``); with the columns as arrays the model can score when valid.
     """
     errors = [FieldError(None, c, "missing column") for c in columns if c not in batch.columns]
     errors += unknown_columns(batch, columns, known)
@@ -210,7 +211,7 @@ def check(
     if batch.rows == 0:
         return [FieldError(None, "(body)", "no rows to score")], {}
     arrays = {c: _column_array(batch.columns[c], data.SCHEMA[c][0]) for c in columns}
-    for column, problem, mask in data.row_problems(arrays, tuple(columns)):
+    for column, problem, mask in checks.row_problems(data.CONTRACT, arrays, tuple(columns)):
         for row in np.flatnonzero(mask)[:limit]:
             errors.append(FieldError(int(row), column, f"value {problem.removeprefix('are ')}"))
     return errors[:limit], arrays
@@ -297,7 +298,7 @@ def row_errors(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     refusing the request.
     """
     reasons = np.full(len(frame), "", dtype=object)
-    for column, problem, mask in data.row_problems(frame, tuple(columns)):
+    for column, problem, mask in checks.row_problems(data.CONTRACT, frame, tuple(columns)):
         reasons[mask & (reasons == "")] = f"{column}: value {problem.removeprefix('are ')}"
     return reasons
 

@@ -4,9 +4,11 @@ batch clients, an Arrow IPC stream (``application/vnd.apache.arrow.stream``), wh
 columns arrive as arrays with no per-value parsing.
 
 No DataFrame per request: a request of one booking would spend more in pandas than in the
-model. JSON goes through orjson (1,000 bookings parsed in 1.2 ms, pydantic-core's parser
-took 2.0); a body it refuses is tried with pydantic-core's, which accepts NaN and Infinity
-tokens as MLflow's server does. Both have a nesting limit instead of Python's
+model. The service's JSON bodies are first offered to msgspec, typed by the data contract
+(serving/decoding.py); what it declines goes through orjson (1,000 bookings parsed in
+1.2 ms, pydantic-core's parser took 2.0) and the Python path below, which names each
+problem; a body orjson refuses is tried with pydantic-core's, which accepts NaN and
+Infinity tokens as MLflow's server does. All have a nesting limit instead of Python's
 RecursionError.
 """
 
@@ -27,34 +29,16 @@ from innflow import data
 from innflow.serving import ipc
 
 if TYPE_CHECKING:
-    from innflow.serving.jsonrows import RowReader
+    from innflow.serving.decoding import Decoder
 
 JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
-_JSON_TYPES = {"str": "string", "int": "integer", "count": "integer", "binary": "integer",
-               "float": "number"}  # fmt: skip
-_RANGES = {**data.RANGES, "lead_time": (0, data.MAX_LEAD_DAYS)}
-
-
 def booking_schema(columns: list[str]) -> dict[str, Any]:
     """One booking as a model takes it, in JSON Schema: each input column's type,
-    nullability and domain from the data schema (what validation enforces row by row).
+    nullability and domain from the data contract (what validation enforces row by row).
     """
-    properties: dict[str, Any] = {}
-    for name in columns:
-        kind, nullable = data.SCHEMA[name]
-        json_type = _JSON_TYPES[kind]
-        field: dict[str, Any] = {"type": [json_type, "null"] if nullable else json_type}
-        if kind == "count":
-            field["minimum"] = 0
-        if kind == "binary":
-            field["enum"] = [0, 1]
-        if name in _RANGES:
-            field["minimum"], field["maximum"] = _RANGES[name]
-        if name == "arrival_date_month":
-            field["enum"] = list(data.MONTHS)
-        properties[name] = field
+    properties = {name: data.CONTRACT.columns[name].json_schema() for name in columns}
     return {"type": "object", "required": list(columns), "properties": properties,
             "description": IGNORED_FIELDS}  # fmt: skip
 
@@ -167,8 +151,8 @@ class RequestError(Exception):
 @dataclass(frozen=True)
 class Batch:
     """Bookings as columns (column name -> one value per row): lists of raw values, or,
-    from Arrow and the compiled JSON reader, float64 arrays for numbers and object arrays
-    for text.
+    from Arrow and the msgspec decoder, float64 arrays for numbers and object arrays for
+    text.
     """
 
     columns: dict[str, list[Any] | np.ndarray]
@@ -203,7 +187,7 @@ def _named(columns: Any, key: str) -> list[str]:
     return columns
 
 
-def _from_records(value: Any, key: str, reader: RowReader | None = None) -> Batch:
+def _from_records(value: Any, key: str) -> Batch:
     if isinstance(value, dict):  # column -> values ("inputs" in columnar form)
         names = _named(list(value), key)
         columns = {n: v if isinstance(v, list) else [v] for n, v in value.items()}
@@ -216,8 +200,6 @@ def _from_records(value: Any, key: str, reader: RowReader | None = None) -> Batc
     if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
         raise RequestError(400, f"'{key}' must be a list of records (objects)")
     names = list(value[0]) if value else []
-    if reader is not None and (read := reader.records(names, value)) is not None:
-        return Batch(read, len(value))
     if len(names) > 1 and all(len(r) == len(names) for r in value):
         try:  # the usual case, every record with the same keys: ~3x faster
             return _transposed(names, list(map(itemgetter(*names), value)))
@@ -228,13 +210,11 @@ def _from_records(value: Any, key: str, reader: RowReader | None = None) -> Batc
     return Batch({n: [r.get(n) for r in value] for n in names}, len(value))
 
 
-def _from_split(value: Any, reader: RowReader | None = None) -> Batch:
+def _from_split(value: Any) -> Batch:
     if not isinstance(value, dict) or "columns" not in value or "data" not in value:
         raise RequestError(400, "'dataframe_split' needs 'columns' and 'data'")
     names = _named(value["columns"], "dataframe_split")
     rows = value["data"]
-    if reader is not None and (read := reader.split(names, rows)) is not None:
-        return Batch(read, len(rows))
     if not isinstance(rows, list) or not set(map(type, rows)) <= {list}:
         raise RequestError(400, "'dataframe_split.data' must be a list of rows")
     if not set(map(len, rows)) <= {len(names)}:
@@ -249,12 +229,11 @@ def _transposed(names: list[str], rows: list[Any]) -> Batch:
     return Batch(dict(zip(names, map(list, zip(*rows, strict=True)), strict=True)), len(rows))
 
 
-def batch_from_json(body: bytes, reader: RowReader | None = None) -> Batch:
-    """Parse a JSON body in any of MLflow's four tabular forms; ``reader`` (compiled, see
-    serving/jsonrows.py) turns the usual bodies into arrays at once, a body of records
-    straight from its bytes.
+def batch_from_json(body: bytes, decoder: Decoder | None = None) -> Batch:
+    """Parse a JSON body in any of MLflow's four tabular forms; ``decoder`` (msgspec, see
+    serving/decoding.py) turns the usual bodies into arrays straight from their bytes.
     """
-    if reader is not None and (read := reader.body(body)) is not None:
+    if decoder is not None and (read := decoder.decode(body)) is not None:
         return Batch(*read)
     try:
         payload = orjson.loads(body)
@@ -272,8 +251,8 @@ def batch_from_json(body: bytes, reader: RowReader | None = None) -> Batch:
         )
     key = keys[0]
     if key == "dataframe_split":
-        return _from_split(payload[key], reader)
-    return _from_records(payload[key], key, reader)
+        return _from_split(payload[key])
+    return _from_records(payload[key], key)
 
 
 def batch_from_csv(body: bytes) -> Batch:
@@ -368,17 +347,17 @@ def parse(
     body: bytes,
     max_rows: int = 100_000,
     max_bytes: int = 5_000_000,
-    reader: RowReader | None = None,
+    decoder: Decoder | None = None,
 ) -> Batch:
     """Dispatch on the content type; an empty body or an unknown type is refused.
-    ``max_rows``/``max_bytes`` bound what an Arrow stream may decode to; ``reader`` is
-    the compiled JSON row reader, when the service has one.
+    ``max_rows``/``max_bytes`` bound what an Arrow stream may decode to; ``decoder``
+    reads the usual JSON bodies first (the service's, see serving/decoding.py).
     """
     if not body or body.isspace():  # (no stripped copy of a large body)
         raise RequestError(400, "empty body")
     kind = (content_type or "").split(";")[0].strip().lower()
     if kind == "application/json":
-        return batch_from_json(body, reader)
+        return batch_from_json(body, decoder)
     if kind == "text/csv":
         return batch_from_csv(body)
     if kind == ARROW_STREAM:

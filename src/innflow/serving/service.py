@@ -408,8 +408,7 @@ class ScoringService:
     def predictors(self) -> dict[str, dict[str, Any]]:
         """Each variant's predictor (compiled or exact, and why)."""
         return {
-            v.name: {"version": v.model.version, **v.model.predictor}
-            for v in self.router.variants
+            v.name: {"version": v.model.version, **v.model.predictor} for v in self.router.variants
         }
 
     def health(self) -> dict[str, Any]:

@@ -9,8 +9,10 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from innflow.errors import ConfigError
 
 DEFAULT_MODEL_URI = "models:/hotel-booking-cancellation@production"
 
@@ -27,12 +29,15 @@ class ServiceSettings(BaseSettings):
     shadows: Annotated[tuple[str, ...], NoDecode] = ()  # scored and logged, never returned
     model_name: str = "hotel-booking-cancellation"
     prediction_log: Path | None = None
-    reload_seconds: float = Field(0.0, ge=0)  # poll the aliases this often (0: on request)
+    reload_seconds: Annotated[float, Field(ge=0)] = (
+        0.0  # poll the aliases this often (0: on request)
+    )
     admin_token: str | None = None  # bearer token of POST /admin/reload (blank: disabled)
-    max_body_bytes: int = Field(5_000_000, gt=0)  # one body, counted as it is read: 413
-    max_inflight_bytes: int = Field(20_000_000, gt=0)  # bodies held at once: else 503
-    max_rows: int = Field(100_000, gt=0)
-    max_explain_rows: int = Field(1_000, gt=0)  # rows of one request with explain=true
+    # one body, counted as it is read (else 413); bodies held at once (else 503)
+    max_body_bytes: Annotated[int, Field(gt=0)] = 5_000_000
+    max_inflight_bytes: Annotated[int, Field(gt=0)] = 20_000_000
+    max_rows: Annotated[int, Field(gt=0)] = 100_000
+    max_explain_rows: Annotated[int, Field(gt=0)] = 1_000  # a request with explain=true
 
     @field_validator("routes", "shadows", mode="before")
     @classmethod
@@ -68,3 +73,15 @@ class CompileSettings(BaseSettings):
             return self.cache_dir
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         return Path(base) / "innflow"
+
+
+def service_settings(**given: object) -> ServiceSettings:
+    """``ServiceSettings`` of ``given`` and the environment; a bad value is a ConfigError
+    naming the setting (one line for the CLI, never a traceback).
+    """
+    try:
+        return ServiceSettings(**given)  # type: ignore[arg-type]
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"serving setting {where}: {first['msg']}") from e

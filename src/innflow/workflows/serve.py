@@ -1,21 +1,23 @@
-"""`innflow serve`: what a service serves and how (options handed to worker processes),
-and the app built from them.
+"""`innflow serve` and `innflow compile`: the service built from its settings (the same
+settings handed to `--workers` processes), and a model's compiled predictor built ahead.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from innflow.errors import ConfigError
-from innflow.serving import core, jsonrows, snapshot
-from innflow.serving.loading import DEFAULT_MODEL_URI, RegistrySource, load, store_key
+from innflow.serving import core, snapshot
+from innflow.serving.loading import RegistrySource, load, store_key
+from innflow.serving.settings import ServiceSettings
+
+WORKER_ENVIRONMENT = "INNFLOW_SERVE"  # the service's settings as JSON, for `--workers`
 
 
 def compile_model(model_uri: str) -> tuple[core.LoadedModel, Path | None]:
-    """Build, verify and cache the compiled predictor of a model, so that services and
+    """Build, verify and install the compiled predictor of a model, so that services and
     `innflow score` start with it (run it where they run, e.g. when building an image);
     with the start-up snapshot written beside it (its path, None when not compiled).
     """
@@ -24,59 +26,22 @@ def compile_model(model_uri: str) -> tuple[core.LoadedModel, Path | None]:
     return model, written if written.exists() and model.predictor["state"] == "compiled" else None
 
 
-def compile_json_rows() -> str:
-    """Build and cache the service's compiled JSON row reader (serving/jsonrows.py): how
-    services will read JSON rows (``compiled``, or ``python (why)``).
-    """
-    return jsonrows.load()[1]
+def worker_environment(settings: ServiceSettings) -> dict[str, str]:
+    """The settings for worker processes (the admin token stays in its own variable)."""
+    given = settings.model_dump(mode="json", exclude={"admin_token"})
+    return {WORKER_ENVIRONMENT: json.dumps(given)}
 
 
-WORKER_ENVIRONMENT = "INNFLOW_SERVE"  # ServiceOptions as JSON, for `--workers` processes
-
-
-@dataclass(frozen=True)
-class ServiceOptions:
-    """What `innflow serve` serves and how; handed to `--workers` processes as JSON."""
-
-    model_uri: str = DEFAULT_MODEL_URI
-    routes: tuple[str, ...] = ()
-    shadows: tuple[str, ...] = ()
-    model_name: str = "hotel-booking-cancellation"
-    prediction_log: str | None = None
-    reload_seconds: float = 30.0
-
-    def to_environment(self) -> dict[str, str]:
-        """The options as the environment of worker processes."""
-        return {WORKER_ENVIRONMENT: json.dumps(asdict(self))}
-
-    @classmethod
-    def from_environment(cls) -> ServiceOptions:
-        """The options ``to_environment`` wrote, else the defaults with INNFLOW_MODEL_URI."""
-        raw = os.environ.get(WORKER_ENVIRONMENT)
-        if raw is None:
-            return cls(model_uri=os.environ.get("INNFLOW_MODEL_URI", DEFAULT_MODEL_URI))
-        given = json.loads(raw)
-        given["routes"], given["shadows"] = tuple(given["routes"]), tuple(given["shadows"])
-        return cls(**given)
-
-
-def build_app(options: ServiceOptions):
+def build_app(settings: ServiceSettings):
     """The service for a model URI or alias routes: (app, one line saying what it serves).
 
     A registry alias (``models:/NAME@ALIAS``) or routes give a reloadable registry source,
-    started from snapshots where there are any; any other URI is served as loaded. The
-    admin token comes from INNFLOW_ADMIN_TOKEN (empty or whitespace: the endpoint is
-    disabled, said in ``app.state.notes``). A prediction log directory that cannot be
-    written is refused before anything is loaded.
+    started from snapshots where there are any; any other URI is served as loaded. A
+    prediction log directory that cannot be written is refused before anything is loaded.
     """
-    from innflow.serving.app import Settings, create_app
+    from innflow.serving.app import create_app
     from innflow.serving.prediction_log import check_writable
 
-    settings = Settings(
-        prediction_log=Path(options.prediction_log) if options.prediction_log else None,
-        reload_seconds=options.reload_seconds,
-        admin_token=os.environ.get("INNFLOW_ADMIN_TOKEN"),
-    )
     if settings.prediction_log is not None:
         try:
             check_writable(settings.prediction_log)
@@ -85,8 +50,8 @@ def build_app(options: ServiceOptions):
                 f"--prediction-log {settings.prediction_log}: cannot write there "
                 f"({e.strerror or e})"
             ) from e
-    model_uri, model_name = options.model_uri, options.model_name
-    routes, shadows = list(options.routes), list(options.shadows)
+    model_uri, model_name = settings.model_uri, settings.model_name
+    routes, shadows = list(settings.routes), list(settings.shadows)
     if not (routes or shadows or "@" in model_uri):
         model = load(model_uri)
         path = " (general path: mlflow.pyfunc)" if model.general is not None else ""
@@ -107,7 +72,9 @@ def build_app(options: ServiceOptions):
 
 
 def app_from_environment():
-    """Factory for `uvicorn --factory` workers: the service of ``ServiceOptions`` in the
-    environment (routes, shadows, prediction log and reloading included).
+    """Factory for `uvicorn --factory` workers: the service of the settings `innflow serve`
+    put in the environment (routes, shadows, prediction log and reloading included).
     """
-    return build_app(ServiceOptions.from_environment())[0]
+    raw = os.environ.get(WORKER_ENVIRONMENT)
+    settings = ServiceSettings(**json.loads(raw)) if raw else ServiceSettings()
+    return build_app(settings)[0]
