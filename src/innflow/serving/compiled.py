@@ -1,27 +1,11 @@
 """A LightGBM booster compiled to machine code, bit-identical to LightGBM's own predictor.
 
-Why: 500 trees through ``booster.predict`` cost ~16-24 us a booking (63k rows/s with
-2 threads); batches of 1,000 at 150k rows/s and a file of 119,390 bookings in well under
-a second need a compiled tree evaluator. What was measured before choosing this one:
-
-- lleaves 1.3 (LLVM): 300k+ rows/s, but pins ``llvmlite<0.45`` and is bit-identical only
-  with one block of all trees (``fblocksize=500``), which took 130 s to compile; with its
-  default blocks it sums per-block partial sums (raw scores off by up to 2e-14).
-- treelite 4.8 + tl2cgen 1.0: bit-identical, but 35k rows/s (all trees in one C function:
-  the instruction cache thrashes), 50 s to compile at -O2, tl2cgen bundles an older
-  treelite (4.1), and its ``union Entry`` reads any double whose low 32 bits are all ones
-  as missing.
-- this module (no new dependency; a C compiler on the machine): LightGBM's text model
-  parsed here, each tree one small C function that mirrors ``tree.h``'s
-  ``NumericalDecision`` / ``CategoricalDecision`` (thresholds written as exact hex floats,
-  NaN and zero-missing directions, categorical bitsets), and one loop that adds the trees
-  to each row's sum *in tree order*, as ``GBDT::PredictRaw`` does. Blocks of 25 trees
-  run over chunks of 1,024 rows, row by row, read in place (5.2 ms for 1,000 rows on one
-  core with 10-tree blocks over 64 copied rows, 8 s to compile; lleaves' default blocks
-  took 4.3 ms on the same machine at the same moment; the larger blocks and chunks took
-  a fifth off on a slower machine: 4.1 -> 3.3 ms). The sigmoid is glibc's ``exp``, as in
-  LightGBM (numpy's SIMD ``exp`` differs in the last bit on AVX-512 machines). ``gcc -O2``
-  without fast-math keeps every operation in source order.
+LightGBM's text model is parsed here and each tree becomes one small C function that
+mirrors ``tree.h``'s decisions (thresholds as exact hex floats, NaN and zero-missing
+directions, categorical bitsets); one loop adds the trees to each row's sum in tree order,
+as ``GBDT::PredictRaw`` does, with glibc's ``exp`` for the sigmoid and ``gcc -O2`` without
+fast-math, so every operation happens in LightGBM's order. Why this and not lleaves or
+tl2cgen, and why it is built ahead: docs/adr/0002-compiled-trees.md.
 
 Nothing here is trusted blindly: ``verify`` compares the compiled predictor with the
 booster bit for bit on the model's input example and on rows that probe every split's
@@ -53,12 +37,10 @@ T = TypeVar("T")
 GENERATOR = "2"  # bump when the generated code changes: part of the cache key
 ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float literal: 1e-35f)
 # A block of BLOCK trees runs over CHUNK rows, row by row, before the next block: the
-# block's code and its branch history stay warm across many rows. Measured on 1,000 rows,
-# one core: 64 rows x 10 trees 4.1 ms, 256 x 10 3.7, 1,024 x 10 3.4, 1,024 x 25 3.3.
+# block's code and its branch history stay warm across many rows.
 CHUNK = 1024
 BLOCK = 25
-PARALLEL_ROWS = 512  # below this a second thread costs more than it saves (measured on an
-# idle core: 1,000 rows 3.3 -> 1.9 ms, 512 rows 1.7 -> 1.1 ms, 256 rows 0.8 -> 0.7 ms)
+PARALLEL_ROWS = 512  # below this a second thread costs more than it saves
 
 
 class Unsupported(ValueError):
