@@ -49,11 +49,12 @@ def _same(python: tuple, decoded: tuple) -> None:
 
 
 def _both(body: bytes) -> None:
-    """The body through the Python path and through the decoder: the same outcome."""
-    _same(
-        _outcome(lambda: parsing.parse("application/json", body)),
-        _outcome(lambda: parsing.parse("application/json", body, decoder=DECODER)),
-    )
+    """The body through the Python path and through the decoder, twice (the second time
+    as a body of the shape it last decoded): the same outcome.
+    """
+    python = _outcome(lambda: parsing.parse("application/json", body))
+    for _ in range(2):
+        _same(python, _outcome(lambda: parsing.parse("application/json", body, decoder=DECODER)))
 
 
 def test_a_real_batch_is_decoded_and_equals_the_python_path(sample_frame) -> None:
@@ -205,6 +206,57 @@ def test_repeated_keys_count_as_orjson_counts_them() -> None:
     assert DECODER.decode(
         b'{"dataframe_records": [{"adults": 1, "adults": 2}]}'
     )[0]["adults"].tolist() == [2.0]  # fmt: skip
+
+
+def test_the_last_shape_is_tried_first_and_holds_bodies_to_it() -> None:
+    """After a body of a shape, bodies of that shape decode in one pass (every field
+    required), and bodies of any other shape still decode or decline as before.
+    """
+    decoder = decoding.Decoder(data.CONTRACT)
+    records = [{"hotel": "x", "adults": 2, "children": None}, {"hotel": "y", "adults": 1,
+                                                                "children": 3}]  # fmt: skip
+    body = json.dumps({"instances": records}).encode()
+    first = decoder.decode(body)
+    assert decoder._last == decoding.Shape("instances", ("hotel", "adults", "children"))
+    again = decoder.decode(body)
+    assert first is not None and again is not None
+    assert {k: repr(v.tolist()) for k, v in first[0].items()} == {
+        k: repr(v.tolist()) for k, v in again[0].items()
+    }
+    others = [
+        json.dumps(
+            {"instances": [records[0], {"hotel": "y", "adults": 1}]}
+        ).encode(),  # a key fewer
+        json.dumps({"instances": [records[0], {**records[1], "babies": 0}]}).encode(),  # one more
+        json.dumps({"instances": records, "dataframe_split": None}).encode(),  # another key
+        json.dumps({"dataframe_records": records}).encode(),  # another key, the same records
+        json.dumps(
+            {
+                "dataframe_split": {
+                    "columns": ["hotel", "adults", "children"],
+                    "data": [["x", 2, None]],
+                }
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "dataframe_split": {
+                    "columns": ["adults", "hotel", "children"],
+                    "data": [[2, "x", None]],
+                }
+            }
+        ).encode(),
+    ]
+    for other in others:
+        decoder._last = decoding.Shape("instances", ("hotel", "adults", "children"))
+        _same(_outcome(lambda other=other: parsing.parse("application/json", other)),
+              _outcome(lambda other=other: parsing.parse("application/json", other,
+                                                         decoder=decoder)))  # fmt: skip
+    decoder._last = decoding.Shape("dataframe_split", ("adults", "hotel", "children"))
+    for other in others:
+        _same(_outcome(lambda other=other: parsing.parse("application/json", other)),
+              _outcome(lambda other=other: parsing.parse("application/json", other,
+                                                         decoder=decoder)))  # fmt: skip
 
 
 def test_the_record_types_are_the_contracts() -> None:

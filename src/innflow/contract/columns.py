@@ -108,6 +108,11 @@ class Contract:
     columns: Mapping[str, Column]
     dates: tuple[DateRule, ...] = ()
 
+    @cached_property
+    def ranged(self) -> tuple[Column, ...]:
+        """The columns with a range or closed set beyond their type's, in order."""
+        return tuple(column for column in self.columns.values() if column.has_domain)
+
 
 _COLUMN_KEYS = {"type", "nullable", "minimum", "maximum", "unit", "categories",
                 "categories_are"}  # fmt: skip
