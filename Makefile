@@ -21,10 +21,8 @@ run: setup  ## the main job on the bundled data and the embedded SQLite store
 	$(RUN) innflow data check
 	$(RUN) innflow pipeline
 
-# Both cores: test files are spread over two workers (a file's tests share a worker, so
-# module-scoped fixtures are built once).
 test: setup setup-airflow  ## the whole suite, slow tests included
-	$(RUN) pytest -n 2 --dist loadfile
+	$(RUN) pytest
 
 test-fast: setup
 	$(RUN) pytest -m "not slow"
