@@ -215,15 +215,14 @@ def compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 
 
-def build(model_text: str, target: Path, nice: bool = False) -> Path:
+def build(model_text: str, target: Path) -> Path:
     """Compile the booster's trees into a shared library at ``target``."""
-    return compile_library(c_source(parse(model_text)), target, nice=nice)
+    return compile_library(c_source(parse(model_text)), target)
 
 
-def compile_library(source: str, target: Path, nice: bool = False) -> Path:
+def compile_library(source: str, target: Path) -> Path:
     """Compile C ``source`` into a shared library at ``target`` (written to a temporary
-    file first, then renamed: a reader never sees half a library); ``nice`` leaves the
-    cores to a service's requests first.
+    file first, then renamed: a reader never sees half a library), installed read-only.
     """
     cc = compiler()
     if cc is None:
@@ -234,8 +233,6 @@ def compile_library(source: str, target: Path, nice: bool = False) -> Path:
         c_file.write_text(source)
         command = [cc, "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared",
                    "-o", str(so_file), str(c_file), "-lm"]  # fmt: skip
-        if nice and shutil.which("nice"):
-            command = ["nice", "-n", "10", *command]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"{cc} failed: {done.stderr.strip()[-500:]}")
