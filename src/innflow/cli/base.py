@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from innflow.cli import termination
 from innflow.errors import InnflowError
 
 app = typer.Typer(
@@ -107,27 +108,13 @@ def short(value: str) -> str:
     return value[:16] + "..." if len(value) == 64 and value.isalnum() else value
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, as a scheduler (Airflow, Kubernetes) stops a task: unwound like Ctrl-C, so
-    every open MLflow run ends KILLED instead of staying RUNNING forever.
-    """
-
-
-_terminated: list[int] = []
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    _terminated.append(signum)
-    raise Terminated
-
-
 def main() -> None:
     """Console-script entry point: map innflow's errors, and any failure of the tracking
     store (tracking.store_failure), to one line and an exit code; SIGTERM ends open runs
     as KILLED and exits 143 (128 + SIGTERM). Servers started from here (uvicorn) install
     their own graceful-shutdown handlers over this one.
     """
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    termination.install()
     # Registered first, so it runs last at exit, after every other handler (MLflow's
     # flushes): the interpreter's final collections then skip what the command loaded
     # instead of walking it (0.11-0.16 s of `innflow score`'s exit -> 0.03 s). Files and
@@ -136,12 +123,14 @@ def main() -> None:
     try:
         app()
     except SystemExit:
-        if _terminated:  # Click turned the interrupt into "Aborted!" and exit 1
+        if termination.settle():  # Click made the interrupt "Aborted!", exit 1
             sys.exit(128 + signal.SIGTERM)
         raise
     except InnflowError as e:
+        termination.settle()
         _fail(e)
     except Exception as e:
+        termination.settle()
         from innflow.tracking import store_failure
 
         failure = store_failure(e)
