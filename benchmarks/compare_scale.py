@@ -27,7 +27,7 @@ def main() -> None:
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
-    from innflow import comparison
+    from innflow.reproducibility import comparison
     from innflow.workflows.compare import collect
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from innflow import config as config_module
 from innflow.config import MODEL_KINDS
-from innflow.modeling.training import fit_and_evaluate, prepare
+from innflow.steps.training import fit_and_evaluate, prepare
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ by refitting on every arrival before 2017-01-01 (= train + validation of `innflo
 Everything comes from innflow: data loading/validation, the leakage-guarded input columns
 (configs/default.yaml: no known-later columns, no arrival_date_year as a model feature, no
 required_car_parking_spaces), the feature pipeline, LightGBM construction and pinning, and
-the default search space (innflow.tuning.DEFAULT_SPACES["lightgbm"]).
+the default search space (innflow.modeling.tuning.DEFAULT_SPACES["lightgbm"]).
 
 Probes:
 - default:  innflow's default LightGBM params (no search), scored the same way;
@@ -46,7 +46,7 @@ from sklearn.metrics import roc_auc_score
 
 from innflow import config as config_module
 from innflow import data as bookings
-from innflow import models, tuning
+from innflow.modeling import models, tuning
 
 THREADS = 1
 # Best params of `innflow tune --trials 40` on the single validation window (from

@@ -36,7 +36,7 @@ from sklearn.metrics import roc_auc_score
 
 from innflow import config as config_module
 from innflow import data as bookings
-from innflow import models
+from innflow.modeling import models
 
 SMOOTHING = 20.0
 RATE_COLUMNS = [f"{c}_{s}" for c in ("agent", "company") for s in ("cancel_rate", "settled_log")]

@@ -28,8 +28,9 @@ PRELUDE = """
 import json, sys, time, warnings
 warnings.filterwarnings("ignore")
 import pandas, sklearn, lightgbm, numpy as np
-from innflow import config as C, models
-from innflow.modeling.training import prepare
+from innflow import config as C
+from innflow.modeling import models
+from innflow.steps.training import prepare
 THREADS = int(sys.argv[1]); STORE = sys.argv[2]
 start = time.perf_counter()
 """
@@ -71,7 +72,7 @@ EVALUATED = (
     PRELUDE
     + """
 import tempfile, pathlib
-from innflow.modeling.training import fit
+from innflow.steps.training import fit
 from innflow.workflows.train import _write_evaluation
 p = prepare(C.load())
 with tempfile.TemporaryDirectory() as d:

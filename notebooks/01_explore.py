@@ -15,7 +15,7 @@
 #
 # Exploration only: nothing here trains or logs a model. The data is loaded and validated
 # by `innflow.data` (the same checks as `innflow data check`), and the leakage audit is
-# `innflow.audit`, the one the training run logs. Run it as a tracked run with
+# `innflow.evaluation.audit`, the one the training run logs. Run it as a tracked run with
 # `innflow notebook run notebooks/01_explore.py` from the repository root.
 
 # %%
@@ -25,7 +25,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from innflow import audit, config, data
+from innflow import config, data
+from innflow.evaluation import audit
 
 # %% tags=["parameters"]
 data_path = "data/hotel_bookings.parquet"  # CI runs it on tests/data/bookings_sample.parquet

@@ -29,7 +29,8 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Image, display
 
-from innflow import comparison, config, tracking
+from innflow import config, tracking
+from innflow.reproducibility import comparison
 from innflow.workflows.compare import collect
 from innflow.workflows.train import train
 

@@ -23,9 +23,9 @@ the next build, and code that cannot be imported fails the build (PluginError).
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from mkdocs.exceptions import PluginError

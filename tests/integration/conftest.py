@@ -95,8 +95,8 @@ def registered(tmp_path_factory):
     trained once for the package; yields (loaded production model, 20 test bookings,
     production version, store directory)."""
     from innflow import config
-    from innflow.modeling.training import prepare
     from innflow.serving.loading import load
+    from innflow.steps.training import prepare
     from innflow.workflows.registry import move_alias, register
     from innflow.workflows.train import train
 

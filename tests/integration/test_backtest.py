@@ -7,7 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from innflow.errors import ConfigError
-from innflow.modeling.backtesting import months
+from innflow.steps.backtesting import months
 
 
 def test_months_are_inclusive_and_validated() -> None:

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import json
 
-from innflow import comparison, config
+from innflow import config
+from innflow.reproducibility import comparison
 from innflow.workflows.train import train
 
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from innflow import config, provenance
-from innflow.modeling.training import prepare
+from innflow import config
+from innflow.reproducibility import provenance
+from innflow.steps.training import prepare
 from innflow.workflows.train import train
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
-from innflow import provenance
+from innflow.reproducibility import provenance
 
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 

@@ -4,8 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from innflow import audit, business, config, data, evaluation, explain, models
+from innflow import config, data
 from innflow.config import CostConfig
+from innflow.evaluation import audit, business, classification, explain
+from innflow.modeling import models
 
 
 def test_expected_calibration_error_by_hand() -> None:
@@ -13,10 +15,10 @@ def test_expected_calibration_error_by_hand() -> None:
     # bin [0.9, 1.0): one booking at 0.9 that cancels -> gap 0.1
     y = np.array([0, 1, 1])
     p = np.array([0.1, 0.1, 0.9])
-    assert evaluation.expected_calibration_error(y, p, bins=10) == pytest.approx(
+    assert classification.expected_calibration_error(y, p, bins=10) == pytest.approx(
         (2 * 0.4 + 0.1) / 3
     )
-    assert evaluation.expected_calibration_error(np.array([0, 1]), np.array([0.0, 1.0])) == 0
+    assert classification.expected_calibration_error(np.array([0, 1]), np.array([0.0, 1.0])) == 0
 
 
 def test_slice_metrics_support_and_flags() -> None:
@@ -25,7 +27,7 @@ def test_slice_metrics_support_and_flags() -> None:
     good = np.where(y == 1, 0.8, 0.2) + rng.normal(0, 0.05, 400)
     noise = rng.uniform(0, 1, 400)
     slices = pd.DataFrame({"hotel": ["A"] * 400 + ["B"] * 400})
-    table = evaluation.slice_metrics(
+    table = classification.slice_metrics(
         slices, np.concatenate([y, y]), np.concatenate([good, noise]), 100, 0.05
     )
     rows = {r.value: r for r in table.itertuples()}
@@ -36,7 +38,7 @@ def test_slice_metrics_support_and_flags() -> None:
 
 def test_lead_time_buckets() -> None:
     frame = pd.DataFrame({"lead_time": [0, 7, 8, 400]})
-    buckets = evaluation.slice_frame(frame, ("lead_time_bucket",))["lead_time_bucket"].tolist()
+    buckets = classification.slice_frame(frame, ("lead_time_bucket",))["lead_time_bucket"].tolist()
     assert buckets == ["0-7d", "0-7d", "8-30d", ">365d"]
 
 

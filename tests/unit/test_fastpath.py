@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from innflow.features import _as_category_text
+from innflow.modeling.features import _as_category_text
 from innflow.serving.fastpath import LookupTable
 
 TABLE = {"9": 0.0, "12": 1.0, "none": 2.0, "-1": 3.0, "0": 4.0, "City Hotel": 5.0, "09": 6.0}

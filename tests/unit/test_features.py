@@ -6,7 +6,7 @@ import pytest
 
 from innflow import data
 from innflow.config import FeaturesConfig
-from innflow.features import ENGINEERED, BookingFeatures, model_columns
+from innflow.modeling.features import ENGINEERED, BookingFeatures, model_columns
 
 
 def _booking(**overrides) -> pd.DataFrame:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pandas as pd
 
 from innflow.config import GateConfig
-from innflow.gate import decide
+from innflow.evaluation.gate import decide
 
 GOOD = {"roc_auc": 0.85, "brier": 0.15, "ece": 0.03, "pr_auc": 0.8, "log_loss": 0.45, "cost": 100.0}
 NO_SLICES = pd.DataFrame(columns=["slice", "value", "support", "roc_auc"])

@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from innflow import lineage
+from innflow.reproducibility import lineage
 
 WATCHED = """
 import os, pickle, sys
 from pathlib import Path
-from innflow.lineage import watch_reads
+from innflow.reproducibility.lineage import watch_reads
 watch_reads(Path(sys.argv[1]), skipped=("store",))
 open("store/model.pkl", "rb").read()                   # the artifact store: not data
 Path("bookings.csv").read_text()                      # data: read

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from innflow import model_inputs
 from innflow.errors import IncompatibleModelError
+from innflow.modeling import model_inputs
 
 
 def test_booking_columns_and_names_derived_from_them() -> None:

@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from innflow import config, data, models
+from innflow import config, data
 from innflow.config import MODEL_KINDS
 from innflow.errors import ConfigError
+from innflow.modeling import models
 
 SMALL = {
     "logreg": {},

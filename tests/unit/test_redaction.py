@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from innflow import provenance, redaction
+from innflow import redaction
+from innflow.reproducibility import provenance
 
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 

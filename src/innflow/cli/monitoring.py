@@ -116,10 +116,10 @@ def simulate(
     """Replay history month by month under retraining policies, gate included."""
     from rich.progress import Progress
 
-    from innflow.modeling.backtesting import months
     from innflow.monitoring.page import simulation as simulation_page
     from innflow.monitoring.policies import POLICIES, validate
     from innflow.monitoring.settings import load
+    from innflow.steps.backtesting import months
     from innflow.workflows.monitor import check_writable
     from innflow.workflows.simulate import simulate as run_simulation
     from innflow.workflows.simulate import to_dict

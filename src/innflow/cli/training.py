@@ -142,7 +142,7 @@ def compare(
     ] = None,
 ) -> None:
     """Runs side by side: differing params, metrics, and differing fingerprints."""
-    from innflow import comparison
+    from innflow.reproducibility import comparison
     from innflow.workflows.compare import collect, html_page
 
     runs = collect(run_ids or [], experiment, top, metric, ascending)
@@ -179,7 +179,7 @@ def backtest(
     from rich.progress import Progress
 
     from innflow import config as config_module
-    from innflow.modeling.backtesting import months
+    from innflow.steps.backtesting import months
     from innflow.workflows.backtest import backtest as run_backtest
 
     resolved = config_module.load(config, overrides or [])

@@ -1,1 +1,3 @@
-"""Modeling core: the pure steps of training (no MLflow, no runs)."""
+"""What a model is: the booking features, the model kinds and their pipelines, the tuning
+search spaces, and what a model innflow did not train needs from the bookings. Pure.
+"""

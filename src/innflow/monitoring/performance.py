@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from innflow import evaluation
+from innflow.evaluation import classification
 
 
 def figures(y: np.ndarray, proba: np.ndarray, calibration_bins: int = 10) -> dict[str, float]:
@@ -21,7 +21,7 @@ def figures(y: np.ndarray, proba: np.ndarray, calibration_bins: int = 10) -> dic
         "cancel_rate": float(y.mean()) if len(y) else float("nan"),
         "roc_auc": float(roc_auc_score(y, proba)) if both else float("nan"),
         "brier": float(np.mean((proba - y) ** 2)) if len(y) else float("nan"),
-        "ece": evaluation.expected_calibration_error(y, proba, calibration_bins)
+        "ece": classification.expected_calibration_error(y, proba, calibration_bins)
         if len(y)
         else float("nan"),
     }

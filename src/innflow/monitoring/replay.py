@@ -17,15 +17,15 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from innflow import business, gate
 from innflow import data as bookings
 from innflow.config import Config
-from innflow.modeling.backtesting import fit_month
-from innflow.modeling.training import Step
+from innflow.evaluation import business, gate
 from innflow.monitoring import policies
 from innflow.monitoring import profile as profiles
 from innflow.monitoring.check import MonitorResult, check
 from innflow.monitoring.settings import MonitoringConfig
+from innflow.steps.backtesting import fit_month
+from innflow.steps.training import Step
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def from_logged(
     ``off``. ``on_compiled`` is called with the model once its compiled predictor is
     verified (the snapshot is written then).
     """
-    from innflow import models
+    from innflow.modeling import models
 
     metadata = description.get("metadata", {})
     columns = list(metadata.get("innflow_input_columns") or pipeline.feature_names_in_)
@@ -325,7 +325,7 @@ def reasons(
     """
     if model.pipeline is None:
         return None
-    from innflow import explain
+    from innflow.evaluation import explain
 
     if not explain.supports(model.pipeline):
         return None

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from innflow.data import month_numbers
-from innflow.engineered import ENGINEERING_INPUTS, engineered
+from innflow.modeling.engineered import ENGINEERING_INPUTS, engineered
 from innflow.serving.accelerate import PredictorStatus
 from innflow.serving.compiled import CompiledTrees
 

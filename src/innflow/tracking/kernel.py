@@ -137,7 +137,7 @@ def _record_request(client: Any, run_id: str, key: str, value: str) -> None:
 
 def main() -> None:
     """Install the data-read watch and the run containment, then run ipykernel."""
-    from innflow.lineage import READS_ENV, watch_reads
+    from innflow.reproducibility.lineage import READS_ENV, watch_reads
 
     if sys.path and (sys.path[0] == "" or Path(sys.path[0]) == Path.cwd()):
         del sys.path[0]  # as ipykernel_launcher: IPython puts the cwd back itself

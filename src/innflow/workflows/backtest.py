@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from innflow import business, evaluation, plots, tracking
 from innflow import data as bookings
+from innflow import tracking
 from innflow.config import Config, flatten
-from innflow.modeling.backtesting import fit_month, months
-from innflow.modeling.training import Step, quiet, resolve_threads
+from innflow.evaluation import business, classification, plots
+from innflow.steps.backtesting import fit_month, months
+from innflow.steps.training import Step, quiet, resolve_threads
 
 MonthCallback = Callable[[str, dict[str, float]], None]
 
@@ -67,7 +68,7 @@ def backtest(
             summary = business.summarize(
                 y, fitted.test_proba, miss, cost.walk_cost, fitted.threshold
             )
-            scores = evaluation.classification_metrics(y, fitted.test_proba, fitted.threshold)
+            scores = classification.classification_metrics(y, fitted.test_proba, fitted.threshold)
             metrics = {
                 "roc_auc": scores["roc_auc"],
                 "brier": scores["brier"],

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from innflow import model_inputs, tracking
+from innflow import tracking
 from innflow.errors import ConfigError, IncompatibleModelError, RunNotFoundError
+from innflow.modeling import model_inputs
 from innflow.monitoring import profile as profiles
 
 if TYPE_CHECKING:
-    from innflow.modeling.training import Prepared
+    from innflow.steps.training import Prepared
 
 # The metrics the registry listing shows for innflow's versions, kept under the same tags.
 KEY_METRICS = ("test_roc_auc", "test_pr_auc", "test_brier", "test_ece", "test_cost_saving")

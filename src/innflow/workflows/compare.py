@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from innflow import comparison, tracking
+from innflow import tracking
 from innflow.errors import ConfigError
+from innflow.reproducibility import comparison
 
 SHOWN_PLOTS = ("roc.png", "calibration.png", "cost_curve.png", "feature_importance.png")
 

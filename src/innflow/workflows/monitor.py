@@ -18,9 +18,10 @@ import pandas as pd
 from pydantic import ValidationError
 
 from innflow import data as bookings
-from innflow import model_inputs, tracking
+from innflow import tracking
 from innflow.config import Config
 from innflow.errors import ConfigError, DataValidationError, RunNotFoundError
+from innflow.modeling import model_inputs
 from innflow.monitoring import exposition, page
 from innflow.monitoring import profile as profiles
 from innflow.monitoring.check import MonitorResult, check

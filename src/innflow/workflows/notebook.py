@@ -29,9 +29,10 @@ from typing import Any
 
 import yaml
 
-from innflow import lineage, provenance, tracking
+from innflow import tracking
 from innflow.config import TrackingConfig
 from innflow.errors import ConfigError, NotebookFailed, RunNotFoundError
+from innflow.reproducibility import lineage, provenance
 
 KERNEL = "innflow-python"
 SOURCE_ARTIFACT = "notebook/source.ipynb"
@@ -111,7 +112,7 @@ def run_notebook(
     import papermill
     from nbclient.exceptions import DeadKernelError
 
-    from innflow.modeling.training import resolve_threads
+    from innflow.steps.training import resolve_threads
 
     threads = resolve_threads(threads)
     notebook = read_notebook(path)

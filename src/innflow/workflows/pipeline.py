@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from innflow import provenance, tracking
+from innflow import tracking
 from innflow.config import Config
-from innflow.modeling.training import Step, prepare, quiet, resolve_threads
+from innflow.reproducibility import provenance
+from innflow.steps.training import Step, prepare, quiet, resolve_threads
 from innflow.workflows.registry import GateOutcome, move_alias, register, run_gate
 from innflow.workflows.train import train
 

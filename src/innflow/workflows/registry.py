@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from innflow import gate, model_inputs, tracking
+from innflow import tracking
 from innflow.config import Config
 from innflow.errors import (
     ConfigError,
@@ -25,7 +25,9 @@ from innflow.errors import (
     RunNotFoundError,
     TrackingError,
 )
-from innflow.modeling.training import Prepared, prepare
+from innflow.evaluation import gate
+from innflow.modeling import model_inputs
+from innflow.steps.training import Prepared, prepare
 from innflow.workflows import challenger
 from innflow.workflows.challenger import KEY_METRICS
 
@@ -93,7 +95,7 @@ def register_model(
 ) -> Registered:
     """Register any logged model: an innflow training run as always; another model (a
     notebook's, a script's) into the cancellation model when it takes booking columns
-    (see innflow.model_inputs), else only under its own ``name``.
+    (see innflow.modeling.model_inputs), else only under its own ``name``.
 
     Nothing is registered unless the model resolves, is of the right task and loads.
     """

@@ -6,7 +6,7 @@ compared with now; a fresh re-execution whose every metric and test-prediction h
 equal the original's; and the original's logged model, loaded through MLflow, which must
 still produce the predictions recorded with it. Notebook runs are re-executed and compared
 by workflows/reproduce_notebook.py. A run where nothing could be compared is never called
-reproduced (see reproduction.py).
+reproduced (see reproducibility/reproduction.py).
 """
 
 from __future__ import annotations
@@ -16,10 +16,17 @@ from typing import Any
 import yaml
 
 from innflow import config as config_module
-from innflow import provenance, tracking
+from innflow import tracking
 from innflow.errors import NotReproducible
-from innflow.modeling.training import Step, prepare, quiet, resolve_threads
-from innflow.reproduction import NOT_RECORDED, Check, Report, context_checks, metric_checks
+from innflow.reproducibility import provenance
+from innflow.reproducibility.reproduction import (
+    NOT_RECORDED,
+    Check,
+    Report,
+    context_checks,
+    metric_checks,
+)
+from innflow.steps.training import Step, prepare, quiet, resolve_threads
 from innflow.workflows.reproduce_notebook import replay_check, reproduce_notebook
 from innflow.workflows.train import train
 

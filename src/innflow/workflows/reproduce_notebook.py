@@ -20,9 +20,16 @@ import numpy as np
 import yaml
 
 from innflow import config as config_module
-from innflow import lineage, provenance, tracking
-from innflow.modeling.training import Prepared, Step, prepare
-from innflow.reproduction import NOT_RECORDED, Check, Report, context_checks, metric_checks
+from innflow import tracking
+from innflow.reproducibility import lineage, provenance
+from innflow.reproducibility.reproduction import (
+    NOT_RECORDED,
+    Check,
+    Report,
+    context_checks,
+    metric_checks,
+)
+from innflow.steps.training import Prepared, Step, prepare
 
 BOOKINGS = provenance.source_root() / "data" / "hotel_bookings.parquet"
 BOOKINGS_ROWS = 500  # the fixed sample models on booking columns are replayed on

@@ -88,7 +88,7 @@ def _score_local(
     if model.fast is not None:
         model.fast.threads = os.cpu_count() or 1
     if model.pipeline is not None:
-        from innflow import models
+        from innflow.modeling import models
 
         if models.pipeline_kind(model.pipeline) in ("lightgbm", "xgboost"):
             model.pipeline.set_params(model__n_jobs=os.cpu_count() or 1)

@@ -27,11 +27,11 @@ import pandas as pd
 
 from innflow import tracking
 from innflow.config import Config, flatten
-from innflow.modeling.backtesting import months
-from innflow.modeling.training import Step, quiet, resolve_threads
 from innflow.monitoring import page, plots, policies
 from innflow.monitoring.replay import Replay, Retrain, run_policy, summarize
 from innflow.monitoring.settings import MonitoringConfig
+from innflow.steps.backtesting import months
+from innflow.steps.training import Step, quiet, resolve_threads
 
 APPROVER = "innflow simulate (auto-approved)"
 

@@ -17,9 +17,12 @@ from typing import Any
 import pandas as pd
 
 from innflow import data as bookings
-from innflow import plots, provenance, report, tracking
+from innflow import tracking
 from innflow.config import Config, flatten
-from innflow.modeling.training import (
+from innflow.evaluation import plots, report
+from innflow.monitoring import profile as profiles
+from innflow.reproducibility import provenance
+from innflow.steps.training import (
     Fitted,
     Prepared,
     Step,
@@ -30,7 +33,6 @@ from innflow.modeling.training import (
     quiet,
     resolve_threads,
 )
-from innflow.monitoring import profile as profiles
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from innflow import assessment, business, evaluation, models, plots, tracking, tuning
+from innflow import tracking
 from innflow.config import Config, flatten, from_dict
 from innflow.errors import ConfigError, TrackingError
-from innflow.modeling.training import Step, prepare, quiet, resolve_threads
+from innflow.evaluation import assessment, business, classification, plots
+from innflow.modeling import models, tuning
+from innflow.steps.training import Step, prepare, quiet, resolve_threads
 from innflow.workflows.train import TrainOutcome, train
 
 TrialCallback = Callable[[int, float | None, float | None, str], None]
@@ -149,7 +151,7 @@ def tune(
                     raise ConfigError(f"trial {trial.number}: {e}") from e
                 proba = models.predict_proba(pipeline, X_val, threads)
                 threshold = assessment.choose_threshold(config, y_val, proba, split.validation)
-                metrics = evaluation.classification_metrics(y_val, proba, threshold)
+                metrics = classification.classification_metrics(y_val, proba, threshold)
                 metrics["cost"] = business.summarize(
                     y_val, proba, miss_cost, config.evaluation.cost.walk_cost, threshold
                 ).cost

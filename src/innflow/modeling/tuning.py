@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from innflow.config import Config, ParamSpec
 from innflow.errors import ConfigError
-from innflow.models import pinned_threads, pipeline_kind
+from innflow.modeling.models import pinned_threads, pipeline_kind
 
 Report = Callable[[int, float], None]
 

@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from innflow.data import MONTH_NUMBER
-from innflow.engineered import ENGINEERED, ENGINEERING_INPUTS, engineered
+from innflow.modeling.engineered import ENGINEERED, ENGINEERING_INPUTS, engineered
 
 CATEGORICAL = (
     "hotel", "arrival_date_month", "meal", "country", "market_segment", "distribution_channel",

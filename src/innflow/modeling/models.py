@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from innflow.config import Config
 from innflow.errors import ConfigError
-from innflow.features import BookingFeatures, encoder, model_columns
+from innflow.modeling.features import BookingFeatures, encoder, model_columns
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "logreg": {"C": 0.5, "max_iter": 3000},

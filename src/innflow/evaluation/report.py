@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from innflow.assessment import Assessment
+from innflow.evaluation.assessment import Assessment
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}

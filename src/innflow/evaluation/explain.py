@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from innflow.errors import InnflowError
-from innflow.models import pipeline_kind
+from innflow.modeling.models import pipeline_kind
 
 SUPPORTED = ("lightgbm", "xgboost", "logreg")
 

@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from innflow import assessment, models, provenance
 from innflow import data as bookings
-from innflow.assessment import Assessment
 from innflow.config import Config
 from innflow.errors import ConfigError, DataValidationError
+from innflow.evaluation import assessment
+from innflow.evaluation.assessment import Assessment
+from innflow.modeling import models
+from innflow.reproducibility import provenance
 
 Step = Callable[[str], None]
 

@@ -13,7 +13,7 @@ import pandas as pd
 from innflow import data as bookings
 from innflow.config import Config, from_dict
 from innflow.errors import ConfigError
-from innflow.modeling.training import Fitted, Prepared, fit
+from innflow.steps.training import Fitted, Prepared, fit
 
 
 def months(start: str, end: str) -> list[date]:

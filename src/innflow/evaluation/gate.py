@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from innflow import business, evaluation
 from innflow.config import EvaluationConfig, GateConfig
+from innflow.evaluation import business, classification
 
 LOWER_IS_BETTER = {"brier", "log_loss", "cost", "ece"}
 
@@ -41,12 +41,12 @@ def window_metrics(
     """What the gate looks at for one model on one window: metrics, ECE, cost at the
     model's threshold, and slices (the same code as at training time).
     """
-    metrics = evaluation.classification_metrics(y, proba, threshold)
-    metrics["ece"] = evaluation.expected_calibration_error(y, proba, ev.calibration_bins)
+    metrics = classification.classification_metrics(y, proba, threshold)
+    metrics["ece"] = classification.expected_calibration_error(y, proba, ev.calibration_bins)
     miss = business.missed_cancellation_cost(raw, ev.cost)
     metrics["cost"] = business.summarize(y, proba, miss, ev.cost.walk_cost, threshold).cost
-    slices = evaluation.slice_metrics(
-        evaluation.slice_frame(raw, tuple(ev.slices)), y, proba, ev.slice_min_support,
+    slices = classification.slice_metrics(
+        classification.slice_frame(raw, tuple(ev.slices)), y, proba, ev.slice_min_support,
         ev.slice_max_auc_gap,
     )  # fmt: skip
     return metrics, slices

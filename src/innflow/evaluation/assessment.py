@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from innflow import audit, business, evaluation, explain, models
 from innflow.config import Config
 from innflow.data import FORBIDDEN, INPUT_COLUMNS, TARGET
+from innflow.evaluation import audit, business, classification, explain
+from innflow.modeling import models
 
 # Slices important enough to be logged as metrics too (the rest live in the table).
 METRIC_SLICES = ("hotel", "customer_type", "market_segment")
@@ -55,7 +56,7 @@ def choose_threshold(
             y_val, val_proba, business.missed_cancellation_cost(val_raw, cost), cost.walk_cost
         )
         return business.min_cost_threshold(curve)
-    return evaluation.choose_threshold(y_val, val_proba, rule)
+    return classification.choose_threshold(y_val, val_proba, rule)
 
 
 def _metric_key(text: str) -> str:
@@ -77,10 +78,10 @@ def assess(
         metrics.update(
             {
                 f"{prefix}_{k}": v
-                for k, v in evaluation.classification_metrics(y, proba, threshold).items()
+                for k, v in classification.classification_metrics(y, proba, threshold).items()
             }
         )
-        metrics[f"{prefix}_ece"] = evaluation.expected_calibration_error(
+        metrics[f"{prefix}_ece"] = classification.expected_calibration_error(
             y, proba, ev.calibration_bins
         )
         miss = business.missed_cancellation_cost(raw, cost)
@@ -90,8 +91,8 @@ def assess(
     curve = business.cost_curve(
         y, proba, business.missed_cancellation_cost(raw, cost), cost.walk_cost
     )
-    slices = evaluation.slice_metrics(
-        evaluation.slice_frame(raw, tuple(ev.slices)),
+    slices = classification.slice_metrics(
+        classification.slice_frame(raw, tuple(ev.slices)),
         y,
         proba,
         ev.slice_min_support,
@@ -126,4 +127,6 @@ def _importance(
     native = models.feature_importance(pipeline)
     if not native.empty:
         return native, "native"
-    return evaluation.permutation_importance(pipeline, raw, y, seed), "permutation (ROC AUC drop)"
+    return classification.permutation_importance(
+        pipeline, raw, y, seed
+    ), "permutation (ROC AUC drop)"
