@@ -30,7 +30,7 @@ def predictions_sha256(proba: np.ndarray) -> str:
 
 def source_root() -> Path:
     """The checkout that holds the innflow package (where uv.lock and git live)."""
-    return Path(__file__).resolve().parents[2]
+    return Path(__file__).resolve().parents[3]
 
 
 def _git(*args: str) -> str | None:
