@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import publish  # benchmarks/publish.py: the table, printed and kept for the docs
 import pyarrow as pa
 import requests
 from rich.console import Console
@@ -304,6 +305,7 @@ def _predictor(port: int) -> str:
         return "pyfunc"
 
 
+SCORE_ROUNDS = 4  # innflow score of each build in --baseline-ref
 ROUNDS = 6  # the general path's figures: rounds alternating between the two servers
 
 
@@ -524,7 +526,10 @@ def side_by_side(ref: str, rounds: int, seconds: float) -> None:
                 order = list(builds) if index % 2 == 0 else list(reversed(builds))
                 for name in order:
                     url, pid, measured = servers[name]["url"], servers[name]["pid"], figures[name]
-                    runs = {"one": lambda url=url: _wrk(url, rows, seconds, connections=1)}
+                    runs = {
+                        "one": lambda url=url: _wrk(url, rows, seconds, connections=1),
+                        "eight": lambda url=url: _wrk(url, rows, seconds, connections=8),
+                    }
                     runs.update({form: lambda url=url, script=script: _run_wrk(url, script, seconds)
                                  for form, script in scripts.items()})  # fmt: skip
                     for form, run in runs.items():
@@ -533,8 +538,17 @@ def side_by_side(ref: str, rounds: int, seconds: float) -> None:
                         cpu = (_cpu_ms(pid) - before) / max(1.0, rps * max(1, round(seconds)))
                         measured.setdefault(f"{form} p50", []).append(p50)
                         measured.setdefault(f"{form} cpu", []).append(cpu)
-                        if form != "one":
+                        if form == "eight":
+                            measured.setdefault(f"{form} req/s", []).append(rps)
+                        elif form != "one":
                             measured.setdefault(f"{form} rows/s", []).append(1000 * rps)
+            data = ROOT / "data" / "hotel_bookings.parquet"
+            for index in range(SCORE_ROUNDS):  # fresh processes, the order swapped each round
+                order = list(builds) if index % 2 == 0 else list(reversed(builds))
+                for name in order:
+                    walls, _ = _score(bin_dir, builds[name], data, f"{tmp}/scored.parquet",
+                                      uri, runs=1)  # fmt: skip
+                    figures[name].setdefault("score s", []).extend(walls)
             load_after = os.getloadavg()
         finally:
             for process in processes:
@@ -546,33 +560,37 @@ def side_by_side(ref: str, rounds: int, seconds: float) -> None:
     table = Table(title=f"innflow serve, two builds side by side, {rounds} alternating rounds "
                         f"of {seconds:.0f} s per figure (wrk, one connection), medians over "
                         f"rounds; load (1/5/15 min) {loads}")  # fmt: skip
-    forms = [*bodies, "one"]
-    keys = [f"{form} {what}" for form in bodies for what in ("rows/s", "p50")] + ["one p50"]
+    forms = [*bodies, "one", "eight"]
+    keys = [f"{form} {what}" for form in bodies for what in ("rows/s", "p50")]
+    keys += ["one p50", "eight req/s", "eight p50", "score s"]
     keys += [f"{form} cpu" for form in forms]
     table.add_column("build")
     table.add_column("JSON rows, predictor")
-    names = {"records": "dataframe_records", "split": "dataframe_split", "one": "1 row"}
+    names = {"records": "dataframe_records", "split": "dataframe_split", "one": "1 row",
+             "eight": "1 row, 8 clients", "score": "innflow score"}  # fmt: skip
+    units = {"rows/s": "rows/s", "req/s": "req/s", "p50": "p50 ms",
+             "cpu": "server CPU ms/request", "s": "wall s"}  # fmt: skip
     for key in keys:
         form, what = key.split(" ")
-        unit = {"rows/s": "rows/s", "p50": "p50 ms", "cpu": "server CPU ms/request"}[what]
+        unit = units[what]
         table.add_column(f"{names.get(form, form)} {unit}", justify="right")
     medians = {name: {k: float(np.median(v)) for k, v in measured.items()}
                for name, measured in figures.items()}  # fmt: skip
 
     def shown(key: str, value: float) -> str:
-        return f"{value:,.0f}" if key.endswith("rows/s") else f"{value:.2f}"
+        return f"{value:,.0f}" if key.endswith(("rows/s", "req/s")) else f"{value:.2f}"
 
     for name, server in servers.items():
         table.add_row(name, f"{server['json'][:30]}, {server['predictor']}",
                       *[shown(k, medians[name][k]) for k in keys])  # fmt: skip
     current, old = (medians[name] for name in builds)
     table.add_row("current / baseline", "", *[f"{current[k] / old[k]:.2f}" for k in keys])
-    console = Console(width=250)
-    console.print(table)
-    for name in builds:
-        each = "; ".join(f"{k} " + " ".join(shown(k, v) for v in vs)
-                         for k, vs in figures[name].items())  # fmt: skip
-        console.print(f"{name}, round by round: {each}")
+    notes = tuple(
+        f"{name}, round by round: "
+        + "; ".join(f"{k} " + " ".join(shown(k, v) for v in vs) for k, vs in figures[name].items())
+        for name in builds
+    )
+    publish.show("serving_before_after", table, notes=notes, console=Console(width=250))
 
 
 def main() -> None:
@@ -677,8 +695,6 @@ def main() -> None:
         table.add_column(title, justify="right")
     for name, figures in results.items():
         table.add_row(name, *[fmt.format(figures[key]) for key, _, fmt in columns])
-    console = Console(width=150)  # the whole table, also when piped
-    console.print(table)
     batch = Table(title="batches of 1,000 bookings, one request at a time: rows/s")
     clients = ["wrk", "python"] if shutil.which("wrk") else ["python"]
     batch.add_column("server")
@@ -692,43 +708,45 @@ def main() -> None:
             for client in clients
         ]
         batch.add_row(name, *cells)
-    console.print(batch)
-    console.print(general)
-    console.print(
+    notes: list[str] = []
+    notes.append(
         "1 row and 8 clients: "
         + ("wrk (1 connection; 2 threads, 8 connections)" if shutil.which("wrk")
            else "Python requests (apt-get install wrk for a client that does not "
                 "compete with the server for the 2 cores)")
     )  # fmt: skip
     for name, figures in results.items():
-        console.print(
+        notes.append(
             f"{name}, 1 row through a Python requests client: p50 "
             f"{figures['python_p50_ms']:.1f} ms, p99 {figures['python_p99_ms']:.1f} ms"
         )
-    console.print(
+    notes.append(
         f"innflow score, all 119,390 bookings, parquet in and out: {_walls(score_wall)} "
         f"(process start, imports, model load, read, validate, score, write); fastest run: "
         f"{score_inner:.2f} s from model load to written file, of which resolving and loading "
         f"the model {score_model:.2f} s and reading, validating, scoring and writing "
         f"{score_inner - score_model:.2f} s (predictor: {score_predictor})"
     )
-    console.print(
+    notes.append(
         f"innflow score with the model pinned as {pinned}: {_walls(pinned_wall)}; fastest "
         f"run {pinned_inner:.2f} s from model load to written file"
     )
     confirmed = results.get("innflow serve", {}).get("confirmed_s")
     if confirmed is not None:
-        console.print(
+        notes.append(
             f"innflow serve started from its snapshot; the registry confirmed it (logged "
             f"model loaded and its compiled predictor verified) {confirmed:.1f} s after start"
         )
-    console.print(f"innflow compile (build + verify, once per model): {compile_s:.1f} s, "
+    notes.append(f"innflow compile (build + verify, once per model): {compile_s:.1f} s, "
                   f"{compile_state}")  # fmt: skip
-    console.print(
+    notes.append(
         f"machine speed (orjson parse of the 1,000-booking split body, median of 200, one "
         f"core): {probe_before:.2f} ms before the servers ran, {probe_after:.2f} ms after; "
         f"figures from runs with different probes are not comparable"
     )
+
+    publish.show("serving", table, batch, general, notes=tuple(notes),
+                 console=Console(width=150))  # fmt: skip
 
 
 if __name__ == "__main__":
