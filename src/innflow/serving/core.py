@@ -1,14 +1,6 @@
-"""The prediction core: a loaded model scores a frame; no HTTP here.
-
-The logged MLflow model is the only source of truth: the scikit-learn Pipeline is loaded
-from it and called directly (no pyfunc wrapper per request); small requests take the
-pandas-free path compiled from that same pipeline (serving/fastpath.py). For small requests the
-estimator runs single-threaded: a thread pool costs more than it saves on a few rows, and
-LightGBM/XGBoost/HistGB predictions do not depend on the thread count. A binary LightGBM
-model's trees run compiled once that is verified bit-identical (serving/accelerate.py).
-A model started from its snapshot (serving/snapshot.py) has no pipeline until the
-registry has confirmed it; scikit-learn is imported only when a pipeline is at hand.
-A model innflow did not train takes the general path (serving/general.py) instead.
+"""The prediction core: a loaded model scores columns; no HTTP here. The logged model's
+pipeline is the only source of truth; the fast path and compiled trees derived from it
+are used only once verified identical (serving/fastpath.py, serving/accelerate.py).
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
-"""MLflow's scoring protocol: JSON (`dataframe_split`, `dataframe_records`, `instances`,
-`inputs`) and CSV bodies into columns of plain values, or a 4xx with a reason; and, for
-batch clients, an Arrow IPC stream (``application/vnd.apache.arrow.stream``), whose typed
-columns arrive as arrays with no per-value parsing.
-
-No DataFrame per request: a request of one booking would spend more in pandas than in the
-model. The service's JSON bodies are first offered to msgspec, typed by the data contract
-(serving/decoding.py); what it declines goes through orjson (1,000 bookings parsed in
-1.2 ms, pydantic-core's parser took 2.0) and the Python path below, which names each
-problem; a body orjson refuses is tried with pydantic-core's, which accepts NaN and
-Infinity tokens as MLflow's server does. All have a nesting limit instead of Python's
-RecursionError.
+"""MLflow's scoring protocol (JSON `dataframe_split`, `dataframe_records`, `instances`,
+`inputs`; CSV; and an Arrow IPC stream for batch clients) into columns of plain values, or
+a 4xx naming the row and field. No DataFrame per request; msgspec decodes first
+(serving/decoding.py), what it declines takes the path below, which names each problem.
 """
 
 from __future__ import annotations

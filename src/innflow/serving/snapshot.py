@@ -1,19 +1,7 @@
-"""Start-up snapshots: what a model's compiled fast path needs, without MLflow,
-scikit-learn or LightGBM.
-
-Why: a service took 4.3 s to get ready, ~3 s of it importing MLflow, scikit-learn and
-skops, opening the SQLite store and unpickling the pipeline, none of which the compiled
-predictor uses. Once a model's compiled trees are verified bit-identical to LightGBM, its
-lookup tables, description, input example and the example's probabilities are written
-here, beside the compiled library, keyed by the tracking store and the model URI as asked.
-The next start serves from it at once and asks the registry afterwards (serving/app.py
-confirms in the background and swaps in the logged model itself, or the version an alias
-has moved to since).
-
-A snapshot is a cache, never a source: it is derived from the logged model, refused when
-the compiled library's sha256 changed or the example's probabilities do not come out bit
-for bit as recorded, and `innflow score` uses one only after the registry confirmed the
-same version and run.
+"""Start-up snapshots: what a model's compiled fast path needs, so a service answers before
+importing MLflow, scikit-learn or LightGBM (ADR 3). A cache, never a source: derived from
+the logged model, refused when the library's sha256 or the example's probabilities differ,
+and confirmed against the registry after start.
 """
 
 from __future__ import annotations
