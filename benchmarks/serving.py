@@ -430,9 +430,11 @@ def general_path(env: dict, n_requests: int, seconds: float) -> Table:
     return table
 
 
-def _registered_model(tmp: str) -> tuple[str, str, pd.DataFrame]:
-    """Train and register the default model in a store under ``tmp``, aliased production:
-    its URI, its version and the test bookings.
+def _registered_model(
+    tmp: str, name: str = "hotel-booking-cancellation"
+) -> tuple[str, str, pd.DataFrame]:
+    """Train and register the default model as ``name`` in a store under ``tmp``, aliased
+    production: its URI, its version and the test bookings.
     """
     from innflow import config
     from innflow.workflows.registry import move_alias, register
@@ -440,11 +442,12 @@ def _registered_model(tmp: str) -> tuple[str, str, pd.DataFrame]:
 
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
     os.chdir(tmp)
-    cfg = config.load(None, [f"data.path={ROOT / 'data' / 'hotel_bookings.parquet'}"])
+    overrides = [f"data.path={ROOT / 'data' / 'hotel_bookings.parquet'}",
+                 f"registry.model_name={name}"]  # fmt: skip
+    cfg = config.load(None, overrides)
     version, _ = register(train(cfg).run_id, cfg)
     move_alias(cfg, version, "production", "bench", "benchmark", force=True)
-    uri = "models:/hotel-booking-cancellation@production"
-    return uri, str(version), prepare(cfg).features("test")
+    return f"models:/{name}@production", str(version), prepare(cfg).features("test")
 
 
 def _reads_json(port: int) -> str:
@@ -489,6 +492,17 @@ def side_by_side(ref: str, rounds: int, seconds: float) -> None:
             uri, _, test = _registered_model(tmp)
             test = test.reset_index(drop=True)
             bin_dir = str(Path(sys.executable).parent)
+            # The baseline trains its own copy (a model pickles its classes' module paths,
+            # which a restructuring moves): training is bit-identical, and the answers of
+            # both builds are checked bit for bit below.
+            registered = subprocess.run(
+                [sys.executable, __file__, "--register-only", tmp],
+                env={**os.environ, "PYTHONPATH": f"{baseline}/src"}, capture_output=True,
+                text=True, check=False,
+            )  # fmt: skip
+            if registered.returncode:
+                raise SystemExit(f"the baseline could not train: {registered.stderr[-2000:]}")
+            baseline_uri = registered.stdout.strip().splitlines()[-1]
             env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
                    "INNFLOW_CACHE_DIR": f"{tmp}/cache", "INNFLOW_COMPILE": "1"}  # fmt: skip
             label = subprocess.run(
@@ -496,12 +510,16 @@ def side_by_side(ref: str, rounds: int, seconds: float) -> None:
                 capture_output=True, text=True, check=True,
             ).stdout.strip()  # fmt: skip
             builds = {"current": env, f"baseline {label}": {**env, "PYTHONPATH": f"{baseline}/src"}}
+            uris = dict(zip(builds, (uri, baseline_uri), strict=True))
             servers: dict[str, dict[str, Any]] = {}
             for name, build_env in builds.items():  # each builds what it needs (the trees: once)
-                subprocess.run([f"{bin_dir}/innflow", "compile", "--model-uri", uri],
-                               env=build_env, capture_output=True, check=True)  # fmt: skip
+                built = subprocess.run([f"{bin_dir}/innflow", "compile", "--model-uri", uris[name]],
+                                       env=build_env, capture_output=True, text=True)  # fmt: skip
+                if built.returncode:
+                    raise SystemExit(f"{name}: innflow compile failed: {built.stderr.strip()}")
                 port = _free_port()
-                command = [f"{bin_dir}/innflow", "serve", "--model-uri", uri, "--port", str(port)]
+                command = [f"{bin_dir}/innflow", "serve", "--model-uri", uris[name],
+                           "--port", str(port)]  # fmt: skip
                 processes.append(_start(command, build_env, port)[0])
                 _confirmed(port)
                 servers[name] = {"url": f"http://127.0.0.1:{port}/invocations",
@@ -547,7 +565,7 @@ def side_by_side(ref: str, rounds: int, seconds: float) -> None:
                 order = list(builds) if index % 2 == 0 else list(reversed(builds))
                 for name in order:
                     walls, _ = _score(bin_dir, builds[name], data, f"{tmp}/scored.parquet",
-                                      uri, runs=1)  # fmt: skip
+                                      uris[name], runs=1)  # fmt: skip
                     figures[name].setdefault("score s", []).extend(walls)
             load_after = os.getloadavg()
         finally:
@@ -603,7 +621,11 @@ def main() -> None:
                         help="compare innflow serve with the build at this git commit")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=6,
                         help="alternating rounds of --baseline-ref")  # fmt: skip
+    parser.add_argument("--register-only", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.register_only:  # --baseline-ref's baseline build trains its copy of the model
+        print(_registered_model(args.register_only, "hotel-booking-cancellation-baseline")[0])
+        return
     if args.baseline_ref:
         side_by_side(args.baseline_ref, args.rounds, args.seconds)
         return
