@@ -21,8 +21,8 @@ run: setup  ## the main job on the bundled data and the embedded SQLite store
 	$(RUN) innflow data check
 	$(RUN) innflow pipeline
 
-test: setup setup-airflow  ## the whole suite, slow tests included
-	$(RUN) pytest
+test: setup setup-airflow  ## the whole suite, slow tests included, files spread over both cores
+	$(RUN) pytest -n 2 --dist loadfile
 
 test-fast: setup
 	$(RUN) pytest -m "not slow"

@@ -26,9 +26,14 @@ class _Frozen(BaseModel):
 
 
 class DataConfig(_Frozen):
-    """Where the bookings come from and, optionally, the fingerprint they must have."""
+    """Where the data come from, the contract they are held to and, optionally, the
+    fingerprint they must have.
+    """
 
     path: Path = Path("data/hotel_bookings.parquet")
+    contract: Path | None = Field(
+        default=None, description="the data contract (YAML); null: the bundled bookings'"
+    )
     sha256: str | None = Field(default=None, description="refuse data whose sha256 differs")
 
 
@@ -58,9 +63,10 @@ class FeaturesConfig(_Frozen):
     include: list[str] | None = Field(
         default=None, description="explicit raw input columns; default: all booking-time ones"
     )
-    exclude: list[str] = Field(
-        default_factory=lambda: ["arrival_date_year", "required_car_parking_spaces"],
-        description="raw columns the model never sees (date parts still derive features)",
+    exclude: list[str] | None = Field(
+        default=None,
+        description="raw columns the model never sees (date parts still derive features); "
+        "null: the contract's exclude list",
     )
     rare_category_min_count: int = Field(default=20, ge=1)
 

@@ -1,4 +1,5 @@
-"""Load, validate, fingerprint and split the hotel bookings; guard against label leakage.
+"""Load, validate, fingerprint and split a data set by its contract; guard against label
+leakage. The bookings' contract is the default of every function.
 
 Pure functions over pandas frames: no MLflow, no CLI. Each check names the column and how
 many rows fail, because the person reading the error has to go and fix the file.
@@ -14,16 +15,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from innflow.contract import checks
+from innflow.contract import Contract, DateRule, checks
 from innflow.contract.bookings import BOOKINGS
 from innflow.errors import DataValidationError, LeakageError
 
 if TYPE_CHECKING:  # pydantic's models cost ~0.15 s to import: not for scoring a file
     from innflow.config import FeaturesConfig, SplitConfig
 
-TARGET = "is_canceled"
 CONTRACT = BOOKINGS
-_MONTH = CONTRACT.columns["arrival_date_month"]
+assert CONTRACT.target is not None and isinstance(CONTRACT.event_time, DateRule)
+TARGET = CONTRACT.target
+_MONTH = CONTRACT.columns[CONTRACT.event_time.month]
 MONTHS: tuple[str, ...] = _MONTH.categories or ()
 MONTH_NUMBER = {m: i for i, m in enumerate(MONTHS, 1)}
 
@@ -34,16 +36,22 @@ def month_numbers(names: Any) -> np.ndarray:
 
 
 # Columns that *are* the outcome: refused whatever the configuration says.
-FORBIDDEN = ("reservation_status", "reservation_status_date")
+FORBIDDEN = CONTRACT.having("outcome")
 # Columns that can change or get filled in after the booking: only by explicit configuration.
-KNOWN_LATER = ("assigned_room_type", "booking_changes", "days_in_waiting_list", "country")
+KNOWN_LATER = CONTRACT.having("known_later")
 
 # name -> (kind, nullable) as the checks judge them (see contract.Column.kind)
 SCHEMA: dict[str, tuple[str, bool]] = {
     name: (column.kind, column.nullable) for name, column in CONTRACT.columns.items()
 }
-INPUT_COLUMNS = tuple(c for c in SCHEMA if c != TARGET and c not in FORBIDDEN)
-HOTELS = ("City Hotel", "Resort Hotel")
+INPUT_COLUMNS = CONTRACT.inputs
+
+
+def contract_at(path: Path | None) -> Contract:
+    """The contract a config names (``data.contract``): the bundled bookings' for None."""
+    from innflow.contract import load
+
+    return CONTRACT if path is None else load(path)
 
 
 def file_sha256(path: Path) -> str:
@@ -85,118 +93,164 @@ def read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
-def arrival_dates(frame: pd.DataFrame) -> pd.Series:
-    """Arrival date from year, English month name and day; NaT where they make no date."""
-    month = frame["arrival_date_month"].map(MONTH_NUMBER)
-    parts = pd.DataFrame(
-        {
-            "year": frame["arrival_date_year"],
-            "month": month,
-            "day": frame["arrival_date_day_of_month"],
-        }
-    )
+def event_times(frame: pd.DataFrame, contract: Contract = CONTRACT) -> pd.Series | None:
+    """Each row's event time by the contract (the bookings: arrival date from year, month
+    name and day); NaT where the parts make no date; None when the contract has none.
+    """
+    rule = contract.event_time
+    if rule is None:
+        return None
+    if isinstance(rule, str):
+        return pd.to_datetime(frame[rule], errors="coerce")
+    names = contract.columns[rule.month].categories or ()
+    month = frame[rule.month].map({m: i for i, m in enumerate(names, 1)})
+    parts = pd.DataFrame({"year": frame[rule.year], "month": month, "day": frame[rule.day]})
     return pd.to_datetime(parts, errors="coerce")
 
 
-def _where(column: str) -> str:
-    return f"column {column!r}" if column in SCHEMA else column
+def arrival_dates(frame: pd.DataFrame) -> pd.Series:
+    """The bookings' arrival dates (their event time)."""
+    times = event_times(frame)
+    assert times is not None
+    return times
 
 
-def validate(frame: pd.DataFrame, required: tuple[str, ...] = tuple(SCHEMA)) -> pd.DataFrame:
-    """Check columns, types and domains; return the frame with canonical dtypes.
+def _where(column: str, contract: Contract) -> str:
+    return f"column {column!r}" if column in contract.columns else column
+
+
+def validate(
+    frame: pd.DataFrame, required: tuple[str, ...] | None = None, contract: Contract = CONTRACT
+) -> pd.DataFrame:
+    """Check columns, types and domains (``required``: default every column of the
+    contract); return the frame with canonical dtypes.
 
     Raises DataValidationError listing every problem on one line, each naming the column
     and how many rows fail.
     """
+    required = tuple(contract.columns) if required is None else required
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise DataValidationError(f"missing column(s): {', '.join(missing)}")
+        raise DataValidationError(
+            f"missing column(s): {', '.join(missing)} (named by contract {contract.name!r})"
+        )
+    frame = _dates_as_text(frame, [c for c in required if contract.columns[c].type == "date"])
     problems = [
-        f"{_where(column)}: {int(mask.sum())} rows {problem}"
-        for column, problem, mask in checks.row_problems(CONTRACT, frame, required)
+        f"{_where(column, contract)}: {int(mask.sum())} rows {problem}"
+        for column, problem, mask in checks.row_problems(contract, frame, required)
     ]
-    dates = [c for c in required if CONTRACT.columns[c].type == "date"]
+    dates = [c for c in required if contract.columns[c].type == "date"]
     for name in dates if not problems else ():
         unparsed = int(pd.to_datetime(frame[name], errors="coerce").isna().sum())
         if unparsed:
             problems.append(f"column {name!r}: {unparsed} rows are not dates")
     if problems:
         raise DataValidationError("; ".join(problems))
-    return _canonical(frame, required)
+    return _canonical(frame, required, contract)
 
 
-def _canonical(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+def _dates_as_text(frame: pd.DataFrame, dates: list[str]) -> pd.DataFrame:
+    """A parquet file's timestamp columns as the ISO text a date column holds in CSV."""
+    stamped = [c for c in dates if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    if not stamped:
+        return frame
+    as_text = {}
+    for name in stamped:
+        values = frame[name]
+        timed = bool((values.dropna() != values.dropna().dt.normalize()).any())
+        text = values.dt.strftime("%Y-%m-%dT%H:%M:%S" if timed else "%Y-%m-%d")
+        as_text[name] = text.astype(object).where(values.notna(), None)
+    return frame.assign(**as_text)
+
+
+def _canonical(frame: pd.DataFrame, columns: tuple[str, ...], contract: Contract) -> pd.DataFrame:
     """Fixed column order and dtypes, so a CSV and a parquet of the same data agree."""
     out = {}
     for name in columns:
-        kind, nullable = SCHEMA[name]
+        column = contract.columns[name]
         series = frame[name]
-        if kind == "str":
+        if column.kind == "str":
             out[name] = series.astype(object).where(series.notna(), None)
-        elif kind == "float" or nullable:
+        elif column.kind == "float" or column.nullable:
             out[name] = series.astype("float64")
         else:
             out[name] = series.astype("int64")
     return pd.DataFrame(out, index=frame.index)
 
 
-def load_bookings(path: Path) -> pd.DataFrame:
-    """Read and validate a bookings file (all 32 columns)."""
-    return validate(read_table(path)).reset_index(drop=True)
+def load_data(path: Path, contract: Contract = CONTRACT) -> pd.DataFrame:
+    """Read a file and validate it against the contract (every column)."""
+    return validate(read_table(path), contract=contract).reset_index(drop=True)
 
 
-def summarize(frame: pd.DataFrame) -> dict:
-    """Rows, arrival range and cancellation rates per year and hotel, for `data check`."""
-    arrival = arrival_dates(frame)
-    return {
-        "rows": len(frame),
-        "columns": frame.shape[1],
-        "arrival_first": arrival.min().date().isoformat(),
-        "arrival_last": arrival.max().date().isoformat(),
-        "cancellation_rate": round(float(frame[TARGET].mean()), 4),
-        "cancellation_rate_by_year": {
-            str(k): round(float(v), 4)
-            for k, v in frame.groupby(arrival.dt.year)[TARGET].mean().items()
-        },
-        "cancellation_rate_by_hotel": {
-            str(k): round(float(v), 4) for k, v in frame.groupby("hotel")[TARGET].mean().items()
-        },
-        "missing_values": {c: int(n) for c, n in frame.isna().sum().items() if n},
-    }
+def summarize(frame: pd.DataFrame, contract: Contract = CONTRACT) -> dict:
+    """Rows, the event-time range, and the target's mean (a binary target's rate) overall
+    and per year, for `data check`.
+    """
+    summary: dict[str, Any] = {"rows": len(frame), "columns": frame.shape[1]}
+    times = event_times(frame, contract)
+    if times is not None:
+        summary["first"] = times.min().date().isoformat()
+        summary["last"] = times.max().date().isoformat()
+    target = contract.target
+    if target is not None:
+        summary["target"] = target
+        summary["target_mean"] = round(float(frame[target].mean()), 4)
+        if times is not None:
+            summary["target_mean_by_year"] = {
+                str(k): round(float(v), 4)
+                for k, v in frame.groupby(times.dt.year)[target].mean().items()
+            }
+    summary["missing_values"] = {c: int(n) for c, n in frame.isna().sum().items() if n}
+    return summary
+
+
+def excluded(features: FeaturesConfig, contract: Contract = CONTRACT) -> list[str]:
+    """The raw columns models leave out: the config's ``features.exclude``, or by default
+    the contract's ``exclude`` list.
+    """
+    return list(features.exclude) if features.exclude is not None else list(contract.exclude)
 
 
 def input_columns(
-    features: FeaturesConfig, available: tuple[str, ...] = INPUT_COLUMNS
-) -> list[str]:
+    features: FeaturesConfig, available: tuple[str, ...] | None = None,
+    contract: Contract = CONTRACT,
+) -> list[str]:  # fmt: skip
     """The raw columns the model is given, after the leakage guard.
 
-    Outcome columns are refused outright; "known later" columns only with
-    ``features.allow_known_later``. Excluded columns are dropped, except the arrival-date
-    parts, which stay as inputs because the date features are derived from them.
+    Outcome columns (and the target, and identifiers) are refused outright; "known later"
+    columns only with ``features.allow_known_later``. Excluded columns are dropped, except
+    the event time's parts, which stay as inputs because the date features derive from them.
     """
+    inputs = contract.inputs
+    known_later = contract.having("known_later")
     requested = list(features.include) if features.include is not None else None
     for name in requested or []:
-        if name in FORBIDDEN:
-            raise LeakageError(
-                f"column '{name}' is the booking's outcome and can never be a feature"
-            )
-        if name == TARGET:
+        role = contract.columns[name].role if name in contract.columns else None
+        if role == "outcome":
+            raise LeakageError(f"column '{name}' is the outcome and can never be a feature")
+        if role == "target":
             raise LeakageError(f"column '{name}' is the label and can never be a feature")
-        if name in KNOWN_LATER and not features.allow_known_later:
+        if role == "identifier":
+            raise LeakageError(f"column '{name}' is an identifier and can never be a feature")
+        if role == "known_later" and not features.allow_known_later:
             raise LeakageError(
-                f"column '{name}' is only known after booking; set features.allow_known_later: true"
+                f"column '{name}' is only known later; set features.allow_known_later: true"
                 " to use it (the run is then tagged)"
             )
-        if name not in SCHEMA:
+        if role is None:
             raise LeakageError(f"unknown column '{name}' in features.include")
-    for name in features.exclude:
-        if name not in SCHEMA:
+    exclude = excluded(features, contract)
+    for name in exclude:
+        if name not in contract.columns:
             raise LeakageError(f"unknown column '{name}' in features.exclude")
     if requested is None:
-        requested = [c for c in available if features.allow_known_later or c not in KNOWN_LATER]
-    date_parts = ["arrival_date_year", "arrival_date_month", "arrival_date_day_of_month"]
-    wanted = (set(requested) - set(features.exclude)) | set(date_parts)
-    return [c for c in INPUT_COLUMNS if c in wanted]
+        requested = [
+            c for c in (inputs if available is None else available)
+            if features.allow_known_later or c not in known_later
+        ]  # fmt: skip
+    wanted = (set(requested) - set(exclude)) | set(contract.having("time_part"))
+    return [c for c in inputs if c in wanted]
 
 
 @dataclass(frozen=True)
@@ -217,9 +271,14 @@ class Split:
         }
 
 
-def split(frame: pd.DataFrame, config: SplitConfig, seed: int) -> Split:
-    """Split by arrival date (default) or, only when configured, at random."""
-    if config.strategy == "random":
+def split(
+    frame: pd.DataFrame, config: SplitConfig, seed: int, contract: Contract = CONTRACT
+) -> Split:
+    """Split by event time (default) or, when configured or the contract has no event
+    time, at random.
+    """
+    times = None if config.strategy == "random" else event_times(frame, contract)
+    if times is None:
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(frame))
         n_test = int(len(frame) * config.random_test_fraction)
@@ -227,21 +286,24 @@ def split(frame: pd.DataFrame, config: SplitConfig, seed: int) -> Split:
         test = frame.iloc[np.sort(order[:n_test])]
         validation = frame.iloc[np.sort(order[n_test : n_test + n_val])]
         train = frame.iloc[np.sort(order[n_test + n_val :])]
+        strategy = "random"
     else:
-        arrival = arrival_dates(frame)
         val_start = pd.Timestamp(config.validation_start)
         test_start = pd.Timestamp(config.test_start)
-        in_test = arrival >= test_start
+        in_test = times >= test_start
         if config.test_end is not None:
-            in_test &= arrival <= pd.Timestamp(config.test_end)
-        train = frame[arrival < val_start]
-        validation = frame[(arrival >= val_start) & (arrival < test_start)]
+            in_test &= times <= pd.Timestamp(config.test_end)
+        train = frame[times < val_start]
+        validation = frame[(times >= val_start) & (times < test_start)]
         test = frame[in_test]
-    parts = Split(train, validation, test, config.strategy)
+        strategy = config.strategy
+    parts = Split(train, validation, test, strategy)
     empty = [name for name, size in parts.sizes().items() if size == 0]
     if empty:
+        rule = contract.event_time
+        when = "" if rule is None else (rule if isinstance(rule, str) else rule.name) + " "
         raise DataValidationError(
-            f"split leaves no rows in {', '.join(empty)} (check split dates against the data's "
-            "arrival range)"
+            f"split leaves no rows in {', '.join(empty)} (check split dates against the "
+            f"data's {when}range)"
         )
     return parts

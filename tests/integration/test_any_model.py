@@ -39,7 +39,7 @@ def store(tmp_path_factory):
         cfg = config.load(None, [f"data.path={path / 'bookings.parquet'}", *FAST["lightgbm"]])
         version, _ = register(train(cfg, 1).run_id, cfg)
         move_alias(cfg, version, "production", "tester", "champion", force=True)
-        frame = bookings.load_bookings(path / "bookings.parquet")
+        frame = bookings.load_data(path / "bookings.parquet")
         runs = {
             "raw": user_models.raw_pipeline(frame),
             "labels": user_models.raw_pipeline(frame, proba=False, run_name="rf-labels"),

@@ -37,7 +37,7 @@ def deployed(tmp_path_factory):
         run = train(cfg, 1)
         version, _ = register(run.run_id, cfg)
         move_alias(cfg, version, "production", "tester", "monitoring test", force=True)
-        frame = bookings.load_bookings(path / "bookings.parquet")
+        frame = bookings.load_data(path / "bookings.parquet")
         window = frame[bookings.arrival_dates(frame) < "2017-01-01"].reset_index(drop=True)
         yield path, store, run, version, window
 
@@ -112,7 +112,7 @@ def test_the_training_window_is_healthy_and_doubled_lead_time_exits_4(env, cli) 
 
 def test_performance_on_known_outcomes_matches_the_models_test(env, cli) -> None:
     path, *_ = env
-    frame = bookings.load_bookings(path / "bookings.parquet")
+    frame = bookings.load_data(path / "bookings.parquet")
     test = frame[bookings.arrival_dates(frame) >= "2017-01-01"]
     test.to_parquet(path / "test.parquet")
     result = cli(
@@ -150,7 +150,7 @@ def test_prediction_log_gives_each_variant_an_interval(env, cli) -> None:
     production = load(PRODUCTION)
     router = Router([Variant("production", production, 0.5), Variant("canary", production, 0.5)])
     log_dir = path / "log"
-    bookings_2017 = bookings.load_bookings(path / "bookings.parquet")
+    bookings_2017 = bookings.load_data(path / "bookings.parquet")
     sent = bookings_2017[bookings.arrival_dates(bookings_2017) >= "2017-01-01"].head(600)
     with TestClient(create_app(router, Settings(prediction_log=log_dir))) as client:
         for i in range(0, len(sent), 50):

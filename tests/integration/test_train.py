@@ -183,7 +183,7 @@ def test_data_check(workdir, cli) -> None:
     good = cli("data", "check", str(workdir.data), "--json")
     assert good.code == 0
     summary = json.loads(good.stdout)
-    assert summary["rows"] == 8000 and summary["arrival_first"] == "2015-07-01"
+    assert summary["rows"] == 8000 and summary["first"] == "2015-07-01"
     broken = workdir.path / "broken.csv"
     import pandas as pd
 
@@ -224,3 +224,35 @@ def test_interrupted_run_is_killed_not_left_running(workdir) -> None:
     run = mlflow.get_run(active.info.run_id)
     assert run.info.status == "KILLED"
     assert run.data.tags["innflow.error"].startswith("KeyboardInterrupt")
+
+
+def test_another_data_set_is_drafted_checked_and_its_training_refused_in_one_line(
+    workdir, cli
+) -> None:
+    import pandas as pd
+
+    frame = pd.read_parquet(workdir.data).head(300)
+    shop = frame[["hotel", "lead_time", "adults", "adr"]].assign(
+        sold_on=pd.date_range("2021-01-01", periods=len(frame), freq="D")
+    )
+    data_file, contract_file = workdir.path / "shop.parquet", workdir.path / "shop.yaml"
+    shop.to_parquet(data_file)
+    drafted = cli("contract", "init", str(data_file), "--target", "adr", "--time-column",
+                  "sold_on", "-o", str(contract_file))  # fmt: skip
+    assert drafted.code == 0 and contract_file.is_file(), drafted.stderr
+    again = cli("contract", "init", str(data_file), "--target", "adr", "-o", str(contract_file))
+    assert again.code == 2 and "exists; pass --force" in again.stderr
+    checked = cli("data", "check", str(data_file), "--contract", str(contract_file), "--json")
+    assert checked.code == 0, checked.stderr
+    summary = json.loads(checked.stdout)
+    assert summary["contract"] == "shop" and summary["first"] == "2021-01-01"
+    shop.drop(columns=["adults"]).to_parquet(data_file)
+    missing = cli("data", "check", str(data_file), "--contract", str(contract_file))
+    assert missing.code == 2 and "missing column(s): adults" in missing.stderr
+    refused = cli("train", *_set([*workdir.overrides(), f"data.path={data_file}",
+                                  f"data.contract={contract_file}"]))  # fmt: skip
+    assert refused.code == 2 and "training needs a binary target" in refused.stderr
+    assert [line for line in refused.stderr.splitlines() if "error" in line.lower()] == [
+        next(line for line in refused.stderr.splitlines() if line.startswith("error: "))
+    ]  # one error line, no traceback
+    assert "Traceback" not in refused.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from innflow import config
+from innflow import config, data
 from innflow.errors import ConfigError
 
 
@@ -16,7 +16,7 @@ def test_defaults_are_the_honest_choices() -> None:
     assert cfg.split.validation_start == date(2016, 7, 1)
     assert cfg.split.test_start == date(2017, 1, 1)
     assert cfg.features.allow_known_later is False
-    assert "arrival_date_year" in cfg.features.exclude
+    assert cfg.features.exclude is None and "arrival_date_year" in data.excluded(cfg.features)
     assert cfg.tracking.experiment == "hotel-cancellation"
 
 

@@ -5,6 +5,9 @@ data set that is not the bookings.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,13 +45,12 @@ WINE = contract.from_mapping(
             },
             "bottled_day": {"type": "integer", "minimum": 1, "maximum": 31},
         },
-        "dates": {
-            "bottling date": {
-                "year": "bottled_year",
-                "month": "bottled_month",
-                "day": "bottled_day",
-                "years": [1950, 2050],
-            }
+        "event_time": {
+            "name": "bottling date",
+            "year": "bottled_year",
+            "month": "bottled_month",
+            "day": "bottled_day",
+            "years": [1950, 2050],
         },
     }
 )
@@ -100,22 +102,110 @@ def test_kinds_follow_from_the_declared_rules() -> None:
     assert kinds["reservation_status_date"] == kinds["hotel"] == "str"
 
 
+MONTHS = {"type": "text", "categories": list("abcdefghijkl")}
+
+
 @pytest.mark.parametrize(
     ("declared", "message"),
     [
         ({"columns": {"a": {"type": "text"}}, "owner": "x"}, "unknown key"),
         ({"columns": {"a": {"type": "txt"}}}, "type must be one of"),
         ({"columns": {"a": {"type": "integer", "minimun": 0}}}, "unknown key(s) minimun"),
+        ({"columns": {"a": {"type": "text", "role": "label"}}}, "role must be one of"),
+        ({"columns": {"a": {"type": "integer", "minimum": 5, "maximum": 1}}}, "is over maximum"),
+        ({"columns": {"a": {"type": "text"}}, "task": "ranking"}, "task must be one of"),
+        ({"columns": {"a": {"type": "text"}}, "target": "b"}, "is not a declared column"),
+        (
+            {"columns": {"a": {"type": "text"}}, "task": "regression", "target": "a"},
+            "a regression target must be a number column; 'a' is text",
+        ),
+        (
+            {"columns": {"a": {"type": "number"}}, "task": "binary", "target": "a"},
+            "a binary target must be an integer column with categories [0, 1]",
+        ),
+        (
+            {
+                "columns": {"a": {"type": "number", "role": "outcome"}},
+                "target": "a",
+                "task": "regression",
+            },
+            "target 'a' is declared role: outcome",
+        ),
+        (
+            {
+                "columns": {
+                    "a": {"type": "number", "role": "target"},
+                    "b": {"type": "number", "role": "target"},
+                },
+                "task": "regression",
+            },
+            "one target only",
+        ),
         (
             {
                 "columns": {"y": {"type": "integer"}},
-                "dates": {"d": {"year": "y", "month": "m", "day": "y", "years": [1, 2]}},
+                "event_time": {"year": "y", "month": "m", "day": "y", "years": [1, 2]},
             },
-            "must be declared",
+            "names undeclared column(s) m",
         ),
-        ({"columns": {}, "dates": {"d": {"year": "y"}}}, "needs exactly the keys"),
+        ({"columns": {"y": {"type": "text"}}, "event_time": {"year": "y"}}, "needs the keys"),
+        (
+            {
+                "columns": {"y": {"type": "integer"}, "m": MONTHS, "d": {"type": "integer"}},
+                "event_time": {"year": "y", "month": "m", "day": "d", "years": [2100, 1900]},
+            },
+            "1 <= first <= last <= 9999",
+        ),
+        (
+            {
+                "columns": {
+                    "y": {"type": "integer"},
+                    "m": MONTHS,
+                    "d": {"type": "integer", "minimum": 40},
+                },
+                "event_time": {"year": "y", "month": "m", "day": "d", "years": [1900, 2100]},
+            },
+            "allows no day of a month",
+        ),
+        (
+            {
+                "columns": {
+                    "y": {"type": "integer"},
+                    "m": {"type": "text"},
+                    "d": {"type": "integer"},
+                },
+                "event_time": {"year": "y", "month": "m", "day": "d", "years": [1900, 2100]},
+            },
+            "must declare the twelve month names",
+        ),
+        ({"columns": {"t": {"type": "text"}}, "event_time": "t"}, "must be a declared date column"),
     ],
 )
-def test_a_declaration_with_a_typo_is_refused(declared: dict, message: str) -> None:
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+def test_a_bad_declaration_is_refused_with_its_reason(declared: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
         contract.from_mapping(declared)
+
+
+def test_the_bookings_contract_gives_each_column_its_role() -> None:
+    assert BOOKINGS.task == "binary" and BOOKINGS.target == "is_canceled"
+    assert BOOKINGS.having("outcome") == ("reservation_status", "reservation_status_date")
+    assert set(BOOKINGS.having("known_later")) == {
+        "assigned_room_type", "booking_changes", "days_in_waiting_list", "country"}  # fmt: skip
+    assert "is_canceled" not in BOOKINGS.inputs and "country" in BOOKINGS.inputs
+    assert BOOKINGS.having("time_part") == (
+        "arrival_date_year", "arrival_date_month", "arrival_date_day_of_month")  # fmt: skip
+
+
+def test_a_contract_file_is_read_and_its_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "shop.yaml"
+    path.write_text("task: regression\ntarget: price\nevent_time: sold_on\ncolumns:\n"
+                    "  price: {type: number, minimum: 0}\n  sold_on: {type: date}\n"
+                    "  order_id: {type: text, role: identifier}\n")  # fmt: skip
+    shop = contract.load(path)
+    assert (shop.task, shop.target, shop.event_time) == ("regression", "price", "sold_on")
+    assert shop.inputs == ("sold_on",) and shop.columns["price"].role == "target"
+    path.write_text("columns: [price\n")
+    with pytest.raises(ConfigError, match=r"shop.yaml is not valid YAML"):
+        contract.load(path)
+    with pytest.raises(ConfigError, match=r"contract file not found"):
+        contract.load(tmp_path / "none.yaml")

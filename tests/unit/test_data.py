@@ -122,7 +122,7 @@ def test_csv_and_parquet_load_identically(tmp_path: Path, tiny_frame: pd.DataFra
     parquet, csv = tmp_path / "b.parquet", tmp_path / "b.csv"
     tiny_frame.to_parquet(parquet)
     tiny_frame.to_csv(csv, index=False)
-    pd.testing.assert_frame_equal(data.load_bookings(parquet), data.load_bookings(csv))
+    pd.testing.assert_frame_equal(data.load_data(parquet), data.load_data(csv))
 
 
 def test_fingerprint_changes_with_one_byte(tmp_path: Path) -> None:
@@ -137,8 +137,10 @@ def test_fingerprint_changes_with_one_byte(tmp_path: Path) -> None:
 def test_summary_counts(tiny_frame: pd.DataFrame) -> None:
     summary = data.summarize(data.validate(tiny_frame))
     assert summary["rows"] == len(tiny_frame)
-    assert summary["cancellation_rate"] == round(tiny_frame["is_canceled"].mean(), 4)
-    assert set(summary["cancellation_rate_by_hotel"]) <= set(data.HOTELS)
+    assert summary["target"] == "is_canceled"
+    assert summary["target_mean"] == round(tiny_frame["is_canceled"].mean(), 4)
+    years = data.arrival_dates(tiny_frame).dt.year
+    assert set(summary["target_mean_by_year"]) == {str(y) for y in years.unique()}
 
 
 def test_time_split_respects_arrival_dates(sample_frame: pd.DataFrame) -> None:

@@ -60,8 +60,31 @@ def test_rows_are_transformed_independently(sample_frame: pd.DataFrame) -> None:
 
 def test_model_columns_drop_excluded_and_put_categoricals_first() -> None:
     columns = data.input_columns(FeaturesConfig())
-    categorical, numeric = model_columns(columns, ["arrival_date_year"])
+    categorical, numeric = model_columns(BookingFeatures(), columns, ["arrival_date_year"])
     assert "arrival_date_year" not in categorical + numeric
     assert "agent" in categorical and "lead_time" in numeric
     assert list(ENGINEERED) == numeric[: len(ENGINEERED)]
     assert "country" not in categorical  # known later, not allowed by default
+
+
+def test_another_contracts_columns_are_taken_by_their_type() -> None:
+    from innflow.contract import from_mapping
+    from innflow.modeling.features import ContractFeatures, features_step
+
+    shop = from_mapping({"columns": {
+        "store": {"type": "text"}, "units": {"type": "integer"},
+        "sold_on": {"type": "date"}, "price": {"type": "number"}}})  # fmt: skip
+    step = features_step(shop, ["store", "units", "sold_on"])
+    assert isinstance(step, ContractFeatures) and step.text == ("store",)
+    frame = pd.DataFrame({"store": ["n", None], "units": [3, 4], "sold_on": ["2021-03-01", None]})
+    out = step.fit(frame).transform(frame)
+    assert list(out.columns) == list(step.get_feature_names_out())
+    assert out["store"].tolist() == ["n", "none"]
+    assert out["sold_on_weekday"].iloc[0] == 0.0 and np.isnan(out["sold_on_year"].iloc[1])
+    categorical, numeric = model_columns(step, ["store", "units", "sold_on"], [])
+    assert categorical == ["store"] and numeric[:2] == ["units", "sold_on_year"]
+    # the bookings without adr (the rate model's inputs) cannot have the engineered features
+    without_adr = [c for c in data.input_columns(FeaturesConfig()) if c != "adr"]
+    assert isinstance(features_step(data.CONTRACT, without_adr), ContractFeatures)
+    assert isinstance(features_step(data.CONTRACT, data.input_columns(FeaturesConfig())),
+                      BookingFeatures)  # fmt: skip

@@ -27,8 +27,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Inspect and validate booking data.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect and validate data files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+contract_app = typer.Typer(help="Draft a data set's contract.", no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
 
 out = Console()
 err = Console(stderr=True)

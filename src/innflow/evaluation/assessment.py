@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from innflow.config import Config
-from innflow.data import FORBIDDEN, INPUT_COLUMNS, TARGET
+from innflow.data import FORBIDDEN, INPUT_COLUMNS, TARGET, excluded
 from innflow.evaluation import audit, business, classification, explain
 from innflow.modeling import models
 
@@ -106,7 +106,7 @@ def assess(
     for column, value, auc in zip(logged["slice"], logged["value"], logged["roc_auc"], strict=True):
         metrics[f"test_roc_auc__{column}__{_metric_key(str(value))}"] = float(auc)
     auditable = [c for c in INPUT_COLUMNS if c not in FORBIDDEN and c != TARGET]
-    used = set(input_columns) - set(config.features.exclude)
+    used = set(input_columns) - set(excluded(config.features))
     leaks = audit.leakage_audit(
         train_frame, auditable, used, ev.audit_min_support, ev.audit_max_purity
     )

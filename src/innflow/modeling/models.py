@@ -21,8 +21,10 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from innflow.config import Config
+from innflow.contract import Contract
+from innflow.data import CONTRACT, excluded
 from innflow.errors import ConfigError
-from innflow.modeling.features import BookingFeatures, encoder, model_columns
+from innflow.modeling.features import encoder, features_step, model_columns
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "logreg": {"C": 0.5, "max_iter": 3000},
@@ -42,7 +44,15 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def _estimator(kind: str, params: dict[str, Any], seed: int, threads: int, n_categorical: int):
+REGRESSION_KINDS = ("random_forest", "hist_gb", "lightgbm", "xgboost")
+
+
+def _estimator(
+    kind: str, params: dict[str, Any], seed: int, threads: int, n_categorical: int,
+    task: str = "binary",
+):  # fmt: skip
+    if task == "regression":
+        return _regressor(kind, params, seed, threads, n_categorical)
     if kind == "logreg":
         from sklearn.linear_model import LogisticRegression
 
@@ -74,12 +84,16 @@ def _estimator(kind: str, params: dict[str, Any], seed: int, threads: int, n_cat
     raise ConfigError(f"unknown model kind {kind!r}")
 
 
-def build_pipeline(config: Config, input_columns: list[str], threads: int) -> Pipeline:
-    """Raw booking columns in, probability of cancellation out."""
+def build_pipeline(
+    config: Config, input_columns: list[str], threads: int, contract: Contract = CONTRACT
+) -> Pipeline:
+    """Raw columns in; a probability (binary) or a number (regression) out."""
     kind = config.model.kind
     params = {**DEFAULT_PARAMS[kind], **config.model.params}
-    categorical, numeric = model_columns(input_columns, config.features.exclude)
-    estimator = _estimator(kind, {}, config.seed, threads, len(categorical))
+    features = features_step(contract, input_columns)
+    exclude = excluded(config.features, contract)
+    categorical, numeric = model_columns(features, input_columns, exclude)
+    estimator = _estimator(kind, {}, config.seed, threads, len(categorical), contract.task)
     unknown = sorted(set(params) - set(estimator.get_params()))
     if unknown:
         raise ConfigError(f"model.params: {kind} has no parameter(s) {', '.join(unknown)}")
@@ -95,7 +109,7 @@ def build_pipeline(config: Config, input_columns: list[str], threads: int) -> Pi
         raise ConfigError(f"model.params for {kind}: {e}") from e
     return Pipeline(
         [
-            ("features", BookingFeatures()),
+            ("features", features),
             (
                 "encode",
                 encoder(kind, categorical, numeric, config.features.rare_category_min_count),
@@ -111,6 +125,36 @@ def pinned_threads(kind: str, threads: int) -> Iterator[None]:
     blas = 1 if kind == "logreg" else threads
     with threadpool_limits(limits=blas, user_api="blas"), threadpool_limits(threads, "openmp"):
         yield
+
+
+def _regressor(kind: str, params: dict[str, Any], seed: int, threads: int, n_categorical: int):
+    """The same families for a number target, pinned the same way."""
+    if kind == "random_forest":
+        from sklearn.ensemble import RandomForestRegressor
+
+        return RandomForestRegressor(random_state=seed, n_jobs=threads, **params)
+    if kind == "hist_gb":
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        categorical = list(range(n_categorical)) or None
+        return HistGradientBoostingRegressor(
+            random_state=seed, categorical_features=categorical, **params
+        )
+    if kind == "lightgbm":
+        from lightgbm import LGBMRegressor
+
+        return LGBMRegressor(
+            random_state=seed, n_jobs=threads, deterministic=True, force_col_wise=True,
+            verbose=-1, **params,
+        )  # fmt: skip
+    if kind == "xgboost":
+        from xgboost import XGBRegressor
+
+        return XGBRegressor(random_state=seed, n_jobs=threads, tree_method="hist", **params)
+    raise ConfigError(
+        f"model.kind {kind!r} does not fit a regression target; use one of "
+        f"{', '.join(REGRESSION_KINDS)}"
+    )
 
 
 def fit(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, threads: int) -> Pipeline:
@@ -137,6 +181,21 @@ def predict_proba(pipeline: Pipeline, X: pd.DataFrame, threads: int) -> np.ndarr
         return np.asarray(pipeline.predict_proba(X)[:, 1], dtype="float64")
 
 
+def predict(pipeline: Pipeline, X: pd.DataFrame, threads: int) -> np.ndarray:
+    """What the model scores each row with: the positive class's probability (binary) or
+    the predicted number (regression), float64, under the same thread pinning.
+    """
+    if is_regressor(pipeline):
+        with pinned_threads(pipeline_kind(pipeline), threads):
+            return np.asarray(pipeline.predict(X), dtype="float64")
+    return predict_proba(pipeline, X, threads)
+
+
+def is_regressor(pipeline: Pipeline) -> bool:
+    """Whether the pipeline predicts a number."""
+    return type(pipeline.named_steps["model"]).__name__.endswith("Regressor")
+
+
 def pipeline_kind(pipeline: Pipeline) -> str:
     """The model kind of a fitted or unfitted innflow pipeline."""
     name = type(pipeline.named_steps["model"]).__name__
@@ -146,6 +205,10 @@ def pipeline_kind(pipeline: Pipeline) -> str:
         "HistGradientBoostingClassifier": "hist_gb",
         "LGBMClassifier": "lightgbm",
         "XGBClassifier": "xgboost",
+        "RandomForestRegressor": "random_forest",
+        "HistGradientBoostingRegressor": "hist_gb",
+        "LGBMRegressor": "lightgbm",
+        "XGBRegressor": "xgboost",
     }[name]
 
 

@@ -54,7 +54,7 @@ class Replay:
             threads,
             on_step,
         )
-        self.frame = bookings.load_bookings(config.data.path)
+        self.frame = bookings.load_data(config.data.path)
         self.data_sha = bookings.file_sha256(config.data.path)
         self.arrival = bookings.arrival_dates(self.frame).dt.to_period("M")
         self._models: dict[date, Model] = {}

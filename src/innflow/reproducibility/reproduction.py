@@ -149,6 +149,7 @@ def metric_checks(
 
 CONTEXT_TAGS = {
     "innflow.data_sha256": "data sha256",
+    "innflow.contract_sha256": "data contract sha256",
     "innflow.git_commit": "code commit",
     "innflow.git_dirty": "uncommitted changes",
     "innflow.git_diff_sha256": "uncommitted diff sha256",

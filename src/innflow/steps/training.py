@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from innflow import data as bookings
 from innflow.config import Config
+from innflow.contract import Contract
 from innflow.errors import ConfigError, DataValidationError
 from innflow.evaluation import assessment
 from innflow.evaluation.assessment import Assessment
@@ -24,6 +25,9 @@ from innflow.modeling import models
 from innflow.reproducibility import provenance
 
 Step = Callable[[str], None]
+# What the evaluation reads beside the model's inputs: the cost (rate x nights) and the slices.
+EVALUATED_COLUMNS = ("adr", "stays_in_weekend_nights", "stays_in_week_nights", "lead_time",
+                     "hotel", "market_segment")  # fmt: skip
 
 
 def quiet(_: str) -> None:
@@ -55,6 +59,7 @@ class Prepared:
     data_sha256: str
     split: bookings.Split
     input_columns: list[str]
+    contract: Contract = bookings.CONTRACT
 
     def features(self, part: str) -> pd.DataFrame:
         """Model input (raw columns) of one split part."""
@@ -62,12 +67,21 @@ class Prepared:
 
     def labels(self, part: str) -> np.ndarray:
         """Labels of one split part."""
-        return getattr(self.split, part)[bookings.TARGET].to_numpy()
+        return getattr(self.split, part)[self.contract.target].to_numpy()
 
 
 def prepare(config: Config) -> Prepared:
     """Everything that can fail on bad input, done before any run is opened."""
-    input_columns = bookings.input_columns(config.features)
+    contract = bookings.contract_at(config.data.contract)
+    if contract.target is None:
+        raise ConfigError(f"{config.data.contract}: the contract names no target (target: COLUMN)")
+    if contract.task != "binary" or not set(EVALUATED_COLUMNS) <= set(contract.columns):
+        raise ConfigError(
+            f"{config.data.contract}: training needs a binary target and the bookings' "
+            "columns for now (regression and other data sets are not trained yet); "
+            "`innflow data check --contract` validates any data set"
+        )
+    input_columns = bookings.input_columns(config.features, contract=contract)
     models.build_pipeline(config, input_columns, threads=1)  # validates model.params early
     path = config.data.path
     if not path.exists():
@@ -78,8 +92,9 @@ def prepare(config: Config) -> Prepared:
             f"{path} has sha256 {sha[:12]}..., "
             f"but data.sha256 requires {config.data.sha256[:12]}..."
         )
-    frame = bookings.load_bookings(path)
-    return Prepared(config, sha, bookings.split(frame, config.split, config.seed), input_columns)
+    frame = bookings.load_data(path, contract)
+    parts = bookings.split(frame, config.split, config.seed, contract)
+    return Prepared(config, sha, parts, input_columns, contract)
 
 
 @dataclass(frozen=True)

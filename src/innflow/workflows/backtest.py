@@ -46,7 +46,7 @@ def backtest(
     threads = resolve_threads(threads)
     targets = months(start, end)
     on_step("loading and validating data")
-    frame = bookings.load_bookings(config.data.path)
+    frame = bookings.load_data(config.data.path)
     data_sha = bookings.file_sha256(config.data.path)
     cost = config.evaluation.cost
     tracking.connect(config.tracking.uri)

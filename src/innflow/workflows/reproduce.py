@@ -26,7 +26,7 @@ from innflow.reproducibility.reproduction import (
     context_checks,
     metric_checks,
 )
-from innflow.steps.training import Step, prepare, quiet, resolve_threads
+from innflow.steps.training import Prepared, Step, prepare, quiet, resolve_threads
 from innflow.workflows.reproduce_notebook import replay_check, reproduce_notebook
 from innflow.workflows.train import train
 
@@ -35,11 +35,12 @@ __all__ = ["Check", "Report", "context_checks", "replay_check", "reproduce"]
 # Context worth reporting; differences here explain a mismatch but do not cause a failure.
 
 
-def _context_now(data_sha: str, threads: int) -> dict[str, str]:
+def _context_now(prepared: Prepared, threads: int) -> dict[str, str]:
     return {
         **provenance.environment_tags(),
         **provenance.code_state().tags(),
-        "innflow.data_sha256": data_sha,
+        "innflow.data_sha256": prepared.data_sha256,
+        "innflow.contract_sha256": prepared.contract.sha256 or "",
         "innflow.threads": str(threads),
     }
 
@@ -59,7 +60,7 @@ def reproduce(run_id: str, threads: int | None = None, on_step: Step = quiet) ->
     config = config_module.from_dict(logged)
     on_step("loading and validating data")
     prepared = prepare(config)
-    checks = context_checks(original.data.tags, _context_now(prepared.data_sha256, threads))
+    checks = context_checks(original.data.tags, _context_now(prepared, threads))
     outcome = train(
         config, threads, on_step, extra_tags={"innflow.reproduces": run_id}, prepared=prepared
     )

@@ -16,7 +16,6 @@ from typing import Any
 
 import pandas as pd
 
-from innflow import data as bookings
 from innflow import tracking
 from innflow.config import Config, flatten
 from innflow.evaluation import plots, report
@@ -59,6 +58,8 @@ def _setup_tags(
         "mlflow.source.git.commit": code.commit,
         "innflow.data_path": str(config.data.path),
         "innflow.data_sha256": prepared.data_sha256,
+        "innflow.contract": prepared.contract.name,
+        "innflow.contract_sha256": prepared.contract.sha256 or "",
         "innflow.config_sha256": config.digest(),
         "innflow.split": prepared.split.strategy,
         "innflow.known_later": str(config.features.allow_known_later).lower(),
@@ -69,6 +70,8 @@ def _setup_tags(
     if prepared.split.strategy == "random":
         tags["innflow.warning"] = "random split: test metrics overstate out-of-time performance"
     artifacts = {"environment/installed.txt": provenance.installed_distributions()}
+    if prepared.contract.text is not None:
+        artifacts["data/contract.yaml"] = prepared.contract.text
     lock = provenance.source_root() / "uv.lock"
     if lock.exists():
         artifacts["environment/uv.lock"] = lock.read_text()
@@ -165,7 +168,7 @@ def train(
             tracking.log_datasets(
                 {p: getattr(prepared.split, p) for p in ("train", "validation", "test")},
                 source=str(config.data.path),
-                target=bookings.TARGET,
+                target=str(prepared.contract.target),
             )
             fitted = fitting.result()
             on_step("evaluating (metrics, slices, cost, explanations) while logging the model")
@@ -188,7 +191,9 @@ def train(
                         tracking.PROFILE_KEY: reference,
                     },
                     code_dir=Path(__file__).resolve().parents[1],
-                    nullable=tuple(c for c in prepared.input_columns if bookings.SCHEMA[c][1]),
+                    nullable=tuple(
+                        c for c in prepared.input_columns if prepared.contract.columns[c].nullable
+                    ),
                 )
                 trained = evaluating.result()
                 sizes = {f"rows_{k}": float(v) for k, v in prepared.split.sizes().items()}
