@@ -26,7 +26,7 @@ def main() -> None:
     from innflow.monitoring.settings import MonitoringConfig
 
     cfg = config.load(None)
-    frame = bookings.load_bookings(cfg.data.path)
+    frame = bookings.load_data(cfg.data.path)
     columns = bookings.input_columns(cfg.features)
     arrival = bookings.arrival_dates(frame)
     window = frame[arrival < "2017-01-01"]

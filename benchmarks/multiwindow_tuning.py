@@ -73,7 +73,7 @@ class Problem:
         )
         assert self.base.model.kind == "lightgbm"
         assert self.base.split.strategy == "time"
-        frame = bookings.load_bookings(self.base.data.path)
+        frame = bookings.load_data(self.base.data.path)
         self.arrival = bookings.arrival_dates(frame)
         self.frame = frame
         self.columns = bookings.input_columns(self.base.features)

@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="run only these probes (names as printed)")
     args = parser.parse_args()
     base = config_module.load(None, [])
-    frame = with_derived(bookings.load_bookings(base.data.path))
+    frame = with_derived(bookings.load_data(base.data.path))
     split = bookings.split(frame, base.split, base.seed)
     train, val, test = split.train, split.validation, split.test
     both = pd.concat([train, val])

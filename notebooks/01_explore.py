@@ -33,7 +33,7 @@ data_path = "data/hotel_bookings.parquet"  # CI runs it on tests/data/bookings_s
 audit_min_support = 500  # bookings a condition needs before the audit reports it
 
 # %%
-bookings = data.load_bookings(Path(data_path))
+bookings = data.load_data(Path(data_path))
 arrival = data.arrival_dates(bookings)
 canceled = bookings[data.TARGET]
 display(pd.Series(data.summarize(bookings)).to_frame("value"))
