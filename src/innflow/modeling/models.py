@@ -51,33 +51,43 @@ def _estimator(
     kind: str, params: dict[str, Any], seed: int, threads: int, n_categorical: int,
     task: str = "binary",
 ):  # fmt: skip
-    if task == "regression":
-        return _regressor(kind, params, seed, threads, n_categorical)
+    """The kind's classifier (binary) or regressor (regression), pinned the same way."""
+    regression = task == "regression"
     if kind == "logreg":
+        if regression:
+            raise ConfigError(
+                f"model.kind {kind!r} does not fit a regression target; use one of "
+                f"{', '.join(REGRESSION_KINDS)}"
+            )
         from sklearn.linear_model import LogisticRegression
 
         return LogisticRegression(random_state=seed, **params)
     if kind == "random_forest":
-        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-        return RandomForestClassifier(random_state=seed, n_jobs=threads, **params)
+        forest = RandomForestRegressor if regression else RandomForestClassifier
+        return forest(random_state=seed, n_jobs=threads, **params)
     if kind == "hist_gb":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        categorical = list(range(n_categorical)) or None
-        return HistGradientBoostingClassifier(
-            random_state=seed, categorical_features=categorical, **params
+        from sklearn.ensemble import (
+            HistGradientBoostingClassifier,
+            HistGradientBoostingRegressor,
         )
-    if kind == "lightgbm":
-        from lightgbm import LGBMClassifier
 
-        return LGBMClassifier(
+        boosted = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
+        categorical = list(range(n_categorical)) or None
+        return boosted(random_state=seed, categorical_features=categorical, **params)
+    if kind == "lightgbm":
+        from lightgbm import LGBMClassifier, LGBMRegressor
+
+        return (LGBMRegressor if regression else LGBMClassifier)(
             random_state=seed, n_jobs=threads, deterministic=True, force_col_wise=True,
             verbose=-1, **params,
         )  # fmt: skip
     if kind == "xgboost":
-        from xgboost import XGBClassifier
+        from xgboost import XGBClassifier, XGBRegressor
 
+        if regression:
+            return XGBRegressor(random_state=seed, n_jobs=threads, tree_method="hist", **params)
         return XGBClassifier(
             random_state=seed, n_jobs=threads, tree_method="hist", eval_metric="logloss", **params
         )
@@ -125,36 +135,6 @@ def pinned_threads(kind: str, threads: int) -> Iterator[None]:
     blas = 1 if kind == "logreg" else threads
     with threadpool_limits(limits=blas, user_api="blas"), threadpool_limits(threads, "openmp"):
         yield
-
-
-def _regressor(kind: str, params: dict[str, Any], seed: int, threads: int, n_categorical: int):
-    """The same families for a number target, pinned the same way."""
-    if kind == "random_forest":
-        from sklearn.ensemble import RandomForestRegressor
-
-        return RandomForestRegressor(random_state=seed, n_jobs=threads, **params)
-    if kind == "hist_gb":
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        categorical = list(range(n_categorical)) or None
-        return HistGradientBoostingRegressor(
-            random_state=seed, categorical_features=categorical, **params
-        )
-    if kind == "lightgbm":
-        from lightgbm import LGBMRegressor
-
-        return LGBMRegressor(
-            random_state=seed, n_jobs=threads, deterministic=True, force_col_wise=True,
-            verbose=-1, **params,
-        )  # fmt: skip
-    if kind == "xgboost":
-        from xgboost import XGBRegressor
-
-        return XGBRegressor(random_state=seed, n_jobs=threads, tree_method="hist", **params)
-    raise ConfigError(
-        f"model.kind {kind!r} does not fit a regression target; use one of "
-        f"{', '.join(REGRESSION_KINDS)}"
-    )
 
 
 def fit(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, threads: int) -> Pipeline:
