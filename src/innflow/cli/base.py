@@ -9,8 +9,10 @@ from __future__ import annotations
 import atexit
 import gc
 import json
+import logging
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -142,8 +144,15 @@ def main() -> None:
 
 
 def _fail(error: InnflowError) -> None:
-    """One line on stderr and the error's exit code."""
+    """One line on stderr and the error's exit code.
+
+    The line is the command's last word: threads still finishing (MLflow's parallel artifact
+    downloads, when a listing failed under them) log nothing after it.
+    """
     from innflow.redaction import uri_credentials
+
+    logging.disable(logging.CRITICAL)
+    warnings.simplefilter("ignore")
 
     # Errors quote store and model URIs; a password in one never reaches the terminal.
     err.print(f"[red]error:[/] {uri_credentials(str(error))}", highlight=False, soft_wrap=True)
