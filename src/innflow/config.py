@@ -103,6 +103,13 @@ class EvaluationConfig(_Frozen):
     )
     slice_min_support: int = Field(default=200, ge=1)
     slice_max_auc_gap: float = Field(default=0.05, ge=0)
+    slice_max_error_ratio: float = Field(
+        default=0.25, ge=0, description="regression: flag a slice whose RMSE is this much worse"
+    )
+    baseline_groups: list[str] = Field(
+        default_factory=list,
+        description="regression: the naive baseline is the training median by these columns",
+    )
     calibration_bins: int = Field(default=10, ge=2)
     audit_min_support: int = Field(default=500, ge=1)
     audit_max_purity: float = Field(default=0.99, gt=0.5, le=1)
@@ -147,6 +154,8 @@ class TuningConfig(_Frozen):
 
 GateMetric = Literal["roc_auc", "pr_auc", "brier", "log_loss", "cost"]
 _COMPARED: tuple[GateMetric, ...] = ("roc_auc", "brier")
+RegressionMetric = Literal["rmse", "mae"]
+_REGRESSION_COMPARED: tuple[RegressionMetric, ...] = ("rmse", "mae")
 
 
 class GateConfig(_Frozen):
@@ -161,6 +170,19 @@ class GateConfig(_Frozen):
     slice_min_support: int = Field(default=200, ge=1)
     compare_metrics: list[GateMetric] = Field(default_factory=lambda: list(_COMPARED))
     margin: float = Field(default=0.005, ge=0, description="tolerated loss vs the champion")
+    # Regression models: bars on the test window, and the comparison in relative terms
+    # (an error in euros has no scale-free margin).
+    min_r2: float = Field(default=0.0, le=1, description="regression: minimum test R²")
+    max_rmse: float | None = Field(default=None, gt=0, description="regression: maximum RMSE")
+    beat_baseline: bool = Field(
+        default=True, description="regression: RMSE below the naive baseline's"
+    )
+    regression_compare: list[RegressionMetric] = Field(
+        default_factory=lambda: list(_REGRESSION_COMPARED)
+    )
+    relative_margin: float = Field(
+        default=0.01, ge=0, description="regression: tolerated loss vs the champion, a fraction"
+    )
 
 
 class RegistryConfig(_Frozen):

@@ -187,7 +187,9 @@ def backtest(
         task = bar.add_task("backtest", total=len(months(start, end)))
 
         def on_month(label: str, metrics: dict[str, float]) -> None:
-            bar.update(task, advance=1, description=f"{label} ROC AUC {metrics['roc_auc']:.3f}")
+            figure = (f"RMSE {metrics['rmse']:.2f}" if "rmse" in metrics
+                      else f"ROC AUC {metrics['roc_auc']:.3f}")  # fmt: skip
+            bar.update(task, advance=1, description=f"{label} {figure}")
 
         outcome = run_backtest(resolved, start, end, threads, on_month=on_month)
     records = outcome.table.to_dict(orient="records")
@@ -195,9 +197,27 @@ def backtest(
         emit_json({"parent_run_id": outcome.parent_run_id, "months": records})
         return
     table = Table(title=f"backtest {start}..{end} ({resolved.model.kind})")
-    for column in ("month", "test rows", "cancel rate", "ROC AUC", "threshold", "cost saving"):
+    regression = bool(records) and "rmse" in records[0]
+    columns: tuple[str, ...] = (
+        "month",
+        "test rows",
+        "cancel rate",
+        "ROC AUC",
+        "threshold",
+        "cost saving",
+    )
+    if regression:
+        columns = ("month", "test rows", "mean target", "RMSE", "baseline RMSE", "MAE", "bias")
+    for column in columns:
         table.add_column(column, justify="right")
     for r in records:
+        if regression:
+            table.add_row(
+                r["month"], f"{r['rows_test']:,.0f}", f"{r['target_mean']:.2f}",
+                f"{r['rmse']:.2f}", f"{r['baseline_rmse']:.2f}", f"{r['mae']:.2f}",
+                f"{r['bias']:+.2f}",
+            )  # fmt: skip
+            continue
         table.add_row(
             r["month"], f"{r['rows_test']:,.0f}", f"{r['cancel_rate']:.3f}", f"{r['roc_auc']:.4f}",
             f"{r['threshold']:.2f}", f"{r['cost_saving_share']:.1%}",

@@ -7,6 +7,15 @@ schema are all derived from a ``Contract``; none of them restates a rule. The bo
 contract is ``contract.bookings.BOOKINGS``.
 """
 
-from innflow.contract.columns import ROLES, TASKS, Column, Contract, DateRule, from_mapping, load
+from innflow.contract.columns import (
+    ROLES,
+    TASKS,
+    Column,
+    Contract,
+    DateRule,
+    from_mapping,
+    load,
+    parse,
+)
 
-__all__ = ["ROLES", "TASKS", "Column", "Contract", "DateRule", "from_mapping", "load"]
+__all__ = ["ROLES", "TASKS", "Column", "Contract", "DateRule", "from_mapping", "load", "parse"]

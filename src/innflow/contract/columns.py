@@ -141,7 +141,7 @@ class Contract:
         return tuple(n for n, c in self.columns.items() if c.role not in refused)
 
 
-_TOP_KEYS = {"name", "task", "target", "event_time", "exclude", "columns"}
+_TOP_KEYS = {"name", "task", "target", "event_time", "exclude", "columns", "extends"}
 _COLUMN_KEYS = {"type", "nullable", "minimum", "maximum", "unit", "categories",
                 "categories_are", "role"}  # fmt: skip
 _DATE_KEYS = {"name", "year", "month", "day", "years"}
@@ -290,9 +290,65 @@ def load(path: Path) -> Contract:
         first = str(e).strip().splitlines()[0]
         raise ConfigError(f"contract file {path} is not valid YAML: {first}") from e
     try:
+        if isinstance(declared, Mapping) and "extends" in declared:
+            declared = _extended(Path(path), declared)
+            # What is fingerprinted and logged is the whole contract, not the few lines
+            # that differ from the one it extends.
+            text = f"# {path}, resolved\n" + yaml.safe_dump(declared, sort_keys=False)
         return replace(from_mapping(declared), text=text)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from e
+
+
+def parse(text: str, where: str = "contract") -> Contract:
+    """A resolved contract from its text, as logged with a run and carried in its model."""
+    import yaml
+
+    try:
+        declared = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where} is not valid YAML: {str(e).strip().splitlines()[0]}") from e
+    if isinstance(declared, Mapping) and "extends" in declared:
+        raise ConfigError(f"{where}: a logged contract is resolved (no extends)")
+    try:
+        return replace(from_mapping(declared), text=text)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from e
+
+
+def _extended(path: Path, declared: Mapping[str, Any]) -> dict[str, Any]:
+    """A contract written as changes to another (``extends: bookings``, the bundled one,
+    or a path relative to this file): its keys replace the base's, and each of its column
+    entries is merged into the base's rules for that column (``is_canceled: {role:
+    outcome}``); a column the base lacks must be declared whole.
+    """
+    import yaml
+
+    base_name = declared["extends"]
+    if not isinstance(base_name, str) or not base_name:
+        raise ConfigError("contract: extends must name a contract file or 'bookings'")
+    base_path = (
+        Path(__file__).with_name("bookings.yaml") if base_name == "bookings"
+        else (path.parent / base_name)
+    )  # fmt: skip
+    try:
+        base = yaml.safe_load(base_path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ConfigError(f"contract: extends {base_name!r}, which cannot be read ({e})") from e
+    if not isinstance(base, Mapping) or "extends" in base:
+        raise ConfigError(f"contract: extends {base_name!r}, which must be a whole contract "
+                          "(one level of extends)")  # fmt: skip
+    merged = {**base, **{k: v for k, v in declared.items() if k not in ("extends", "columns")}}
+    columns = {name: dict(rules) for name, rules in (base.get("columns") or {}).items()}
+    changes = declared.get("columns") or {}
+    if not isinstance(changes, Mapping):
+        raise ConfigError("contract: 'columns' must map each column's name to its rules")
+    for name, rules in changes.items():
+        if not isinstance(rules, Mapping):
+            raise ConfigError(f"contract column {name!r}: its rules must be a mapping")
+        columns[name] = {**columns.get(name, {}), **rules}
+    merged["columns"] = columns
+    return merged
 
 
 def _number(value: float) -> str:

@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline
 
 from innflow.config import Config
 from innflow.data import FORBIDDEN, INPUT_COLUMNS, TARGET, excluded
-from innflow.evaluation import audit, business, classification, explain
+from innflow.evaluation import audit, business, classification, explain, regression
 from innflow.modeling import models
 
 # Slices important enough to be logged as metrics too (the rest live in the table).
@@ -27,7 +27,7 @@ METRIC_SLICES = ("hotel", "customer_type", "market_segment")
 class Assessment:
     """Metrics and tables describing one fitted model."""
 
-    threshold: float
+    threshold: float | None  # None: a regression model decides nothing
     metrics: dict[str, float]
     slices: pd.DataFrame
     audit: pd.DataFrame
@@ -36,12 +36,14 @@ class Assessment:
     importance_kind: str
 
     def flagged_slices(self) -> list[str]:
-        """``column=value`` of slices whose ROC AUC is far below the overall figure."""
+        """``column=value`` of slices far worse than the overall figure."""
         flagged = self.slices[self.slices["flagged"]]
         return [f"{r.slice}={r.value}" for r in flagged.itertuples()]
 
     def flagged_audit(self) -> list[str]:
         """Audit conditions on columns the model uses."""
+        if self.audit.empty:  # a regression model has no audit of label purity
+            return []
         return list(self.audit.loc[self.audit["used_by_model"], "condition"])
 
 
@@ -112,6 +114,50 @@ def assess(
     )
     importance, kind = _importance(pipeline, raw[input_columns], y, config.seed)
     return Assessment(threshold, metrics, slices, leaks, curve, importance, kind)
+
+
+def assess_regression(
+    config: Config,
+    pipeline: Pipeline,
+    parts: dict[str, tuple[pd.DataFrame, np.ndarray, np.ndarray]],
+    fitted_on: tuple[pd.DataFrame, np.ndarray],
+    input_columns: list[str],
+) -> Assessment:
+    """Assess a regression pipeline: error metrics of each part beside the naive
+    baseline's (the median of ``fitted_on``, the window the model learnt from, by
+    ``evaluation.baseline_groups``), errors by slice on test, and explanations.
+    """
+    ev = config.evaluation
+    metrics: dict[str, float] = {}
+    for prefix, (raw, y, predicted) in parts.items():
+        ours = regression.regression_metrics(y, predicted)
+        naive = regression.regression_metrics(
+            y, regression.group_median_baseline(*fitted_on, raw, ev.baseline_groups)
+        )
+        metrics.update({f"{prefix}_{k}": v for k, v in ours.items()})
+        metrics.update({f"{prefix}_baseline_{k}": v for k, v in naive.items()})
+        if naive["rmse"] > 0:
+            metrics[f"{prefix}_rmse_vs_baseline"] = ours["rmse"] / naive["rmse"]
+    raw, y, predicted = parts["test"]
+    slices = regression.slice_errors(
+        classification.slice_frame(raw, tuple(ev.slices)), y, predicted, ev.slice_min_support,
+        ev.slice_max_error_ratio,
+    )  # fmt: skip
+    supported = slices["support"] >= ev.slice_min_support
+    logged = slices[slices["slice"].isin(METRIC_SLICES) & supported]
+    for column, value, rmse in zip(logged["slice"], logged["value"], logged["rmse"], strict=True):
+        metrics[f"test_rmse__{column}__{_metric_key(str(value))}"] = float(rmse)
+    importance = models.feature_importance(pipeline)
+    kind = "native"
+    if importance.empty:
+        importance, kind = (
+            classification.permutation_importance(
+                pipeline, raw[input_columns], y, config.seed, scoring="neg_root_mean_squared_error"
+            ),
+            "permutation (RMSE rise)",
+        )
+    empty = pd.DataFrame()
+    return Assessment(None, metrics, slices, empty, empty, importance, kind)
 
 
 def _importance(

@@ -43,15 +43,16 @@ def classification_metrics(
 
 
 def permutation_importance(
-    pipeline, X: pd.DataFrame, y: np.ndarray, seed: int, rows: int = 3000
-) -> pd.Series:
-    """ROC AUC lost when each raw input column is shuffled, on a fixed subsample."""
+    pipeline, X: pd.DataFrame, y: np.ndarray, seed: int, rows: int = 3000,
+    scoring: str = "roc_auc",
+) -> pd.Series:  # fmt: skip
+    """The score lost when each raw input column is shuffled, on a fixed subsample."""
     from sklearn.inspection import permutation_importance as sk_permutation
 
     take = np.random.default_rng(seed).permutation(len(X))[: min(rows, len(X))]
     take.sort()
     result = sk_permutation(
-        pipeline, X.iloc[take], np.asarray(y)[take], scoring="roc_auc", n_repeats=2,
+        pipeline, X.iloc[take], np.asarray(y)[take], scoring=scoring, n_repeats=2,
         random_state=seed, n_jobs=1,
     )  # fmt: skip
     series = pd.Series(result.importances_mean, index=list(X.columns))
@@ -75,9 +76,11 @@ LEAD_TIME_LABELS = ("0-7d", "8-30d", "31-90d", "91-180d", "181-365d", ">365d")
 
 
 def slice_frame(raw: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
-    """The columns to slice by, with lead time bucketed (all as text)."""
+    """The columns to slice by that the data have, with lead time bucketed (all as text)."""
     out = pd.DataFrame(index=raw.index)
     for name in columns:
+        if name not in raw and not (name == "lead_time_bucket" and "lead_time" in raw):
+            continue  # a data set without the column: nothing to slice by
         if name == "lead_time_bucket":
             bucket = pd.cut(raw["lead_time"], LEAD_TIME_BUCKETS, labels=LEAD_TIME_LABELS)
             out[name] = bucket.astype(str)

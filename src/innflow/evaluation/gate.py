@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from innflow.config import EvaluationConfig, GateConfig
-from innflow.evaluation import business, classification
+from innflow.evaluation import business, classification, regression
 
 LOWER_IS_BETTER = {"brier", "log_loss", "cost", "ece"}
 
@@ -97,5 +97,57 @@ def decide(
             worse_by = (ours - theirs) if name in LOWER_IS_BETTER else (theirs - ours)
             detail = f"{name} {ours:.4f} vs champion {theirs:.4f} (tolerated loss {gate.margin})"
             check(f"vs champion {name}", ours, theirs, worse_by <= gate.margin, detail)
+    reasons = [c["detail"] for c in checks if not c["passed"]]
+    return GateDecision(not reasons, reasons, checks)
+
+
+def regression_window_metrics(
+    raw: pd.DataFrame, y: np.ndarray, predicted: np.ndarray, baseline: np.ndarray,
+    ev: EvaluationConfig,
+) -> tuple[dict[str, float], pd.DataFrame]:  # fmt: skip
+    """What the gate looks at for one regression model on one window: its errors, the
+    naive baseline's RMSE on the same rows, and errors by slice.
+    """
+    metrics = regression.regression_metrics(y, predicted)
+    metrics["baseline_rmse"] = regression.regression_metrics(y, baseline)["rmse"]
+    slices = regression.slice_errors(
+        classification.slice_frame(raw, tuple(ev.slices)), y, predicted, ev.slice_min_support,
+        ev.slice_max_error_ratio,
+    )  # fmt: skip
+    return metrics, slices
+
+
+def decide_regression(
+    candidate: dict[str, float], champion: dict[str, float] | None, gate: GateConfig
+) -> GateDecision:
+    """The gate for a regression model: R² floor, RMSE ceiling (if set), beating the naive
+    baseline, and against the champion no more than ``relative_margin`` worse.
+    """
+    checks: list[dict] = []
+
+    def check(name: str, value: float, bound: float, ok: bool, detail: str) -> None:
+        checks.append(
+            {"check": name, "value": value, "bound": bound, "passed": bool(ok), "detail": detail}
+        )
+
+    r2 = candidate["r2"]
+    check("r2", r2, gate.min_r2, r2 >= gate.min_r2, f"R² {r2:.4f} (minimum {gate.min_r2})")
+    rmse = candidate["rmse"]
+    if gate.max_rmse is not None:
+        check("rmse", rmse, gate.max_rmse, rmse <= gate.max_rmse,
+              f"RMSE {rmse:.4f} (maximum {gate.max_rmse})")  # fmt: skip
+    if gate.beat_baseline:
+        naive = candidate["baseline_rmse"]
+        check("baseline", rmse, naive, rmse < naive,
+              f"RMSE {rmse:.4f} vs the naive baseline's {naive:.4f}")  # fmt: skip
+    if champion is None:
+        checks.append({"check": "champion", "passed": True, "detail": "no production model yet"})
+    else:
+        for name in gate.regression_compare:
+            ours, theirs = candidate[name], champion[name]
+            bound = theirs * (1 + gate.relative_margin)
+            detail = (f"{name} {ours:.4f} vs champion {theirs:.4f} (tolerated "
+                      f"{gate.relative_margin:.1%} worse)")  # fmt: skip
+            check(f"vs champion {name}", ours, theirs, ours <= bound, detail)
     reasons = [c["detail"] for c in checks if not c["passed"]]
     return GateDecision(not reasons, reasons, checks)

@@ -116,6 +116,64 @@ def slices(table: pd.DataFrame, overall: float, path: Path, min_support: int) ->
     return _save(fig, path)
 
 
+def predicted_vs_actual(
+    y: np.ndarray, predicted: np.ndarray, baseline: np.ndarray | None, path: Path
+) -> Path:
+    """Each test row's prediction against its true value (a density, so 20,000 points stay
+    readable), with the diagonal, and the naive baseline's binned means beside the model's.
+    """
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.subplots()
+    low, high = np.quantile(np.concatenate([y, predicted]), [0.001, 0.999])
+    ax.hexbin(y, predicted, gridsize=50, extent=(low, high, low, high), mincnt=1, bins="log",
+              cmap="Blues")  # fmt: skip
+    ax.plot([low, high], [low, high], "--", color="grey", linewidth=0.8)
+    edges = np.quantile(y, np.linspace(0, 1, 21))
+    which = np.clip(np.searchsorted(edges, y, side="right") - 1, 0, 19)
+    centres = np.array([y[which == b].mean() for b in range(20) if np.any(which == b)])
+    model = np.array([predicted[which == b].mean() for b in range(20) if np.any(which == b)])
+    ax.plot(centres, model, "o-", color="tab:red", markersize=3, label="model (binned mean)")
+    if baseline is not None:
+        naive = np.array([baseline[which == b].mean() for b in range(20) if np.any(which == b)])
+        ax.plot(centres, naive, "s:", color="tab:orange", markersize=3, label="naive baseline")
+    ax.set(xlim=(low, high), ylim=(low, high), xlabel="actual", ylabel="predicted",
+           title="Predicted vs actual (test)")  # fmt: skip
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
+def residuals(y: np.ndarray, predicted: np.ndarray, path: Path) -> Path:
+    """Residuals (predicted - actual) against the prediction, and their histogram."""
+    error = predicted - y
+    fig = Figure(figsize=(8, 4))
+    left, right = fig.subplots(1, 2)
+    low, high = np.quantile(error, [0.001, 0.999])
+    left.hexbin(predicted, error, gridsize=50, mincnt=1, bins="log", cmap="Blues",
+                extent=(*np.quantile(predicted, [0.001, 0.999]), low, high))  # fmt: skip
+    left.axhline(0, color="grey", linewidth=0.8)
+    left.set(xlabel="predicted", ylabel="predicted - actual", title="Residuals (test)")
+    right.hist(np.clip(error, low, high), bins=60, color="tab:blue", alpha=0.8)
+    right.axvline(float(np.mean(error)), color="tab:red", linewidth=0.8,
+                  label=f"mean {float(np.mean(error)):.2f}")  # fmt: skip
+    right.set(xlabel="predicted - actual", ylabel="rows", title="Error distribution")
+    right.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def slice_errors(table: pd.DataFrame, overall: float, path: Path, min_support: int) -> Path:
+    """RMSE per slice value with enough support; flagged slices in red."""
+    shown = table[table["support"] >= min_support]
+    labels = [f"{r.slice}={r.value} (n={r.support:,})" for r in shown.itertuples()]
+    colors = ["tab:red" if f else "tab:blue" for f in shown["flagged"]]
+    fig = Figure(figsize=(8, 0.26 * len(shown) + 1.3), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(labels[::-1], shown["rmse"].to_numpy()[::-1], color=colors[::-1])
+    ax.axvline(overall, color="black", linewidth=0.8)
+    ax.set(title="RMSE by slice (test)", xlabel="RMSE")
+    ax.tick_params(axis="y", labelsize=7)
+    return _save(fig, path)
+
+
 def optimisation_history(values: pd.DataFrame, maximize: bool, metric: str, path: Path) -> Path:
     """Each finished trial's objective and the best so far (``number``, ``value`` columns)."""
     fig = Figure(figsize=(6, 4))
@@ -138,5 +196,20 @@ def backtest(table: pd.DataFrame, path: Path) -> Path:
     )
     bottom.bar(table["month"], table["cost_saving_share"], color="tab:green")
     bottom.set(ylabel="cost saving share")
+    bottom.tick_params(axis="x", rotation=60, labelsize=8)
+    return _save(fig, path)
+
+
+def backtest_errors(table: pd.DataFrame, path: Path) -> Path:
+    """RMSE of the model and of the naive baseline, and the mean error, by test month."""
+    fig = Figure(figsize=(7, 4.5))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    top.plot(table["month"], table["rmse"], "o-", label="model")
+    top.plot(table["month"], table["baseline_rmse"], "s:", label="naive baseline")
+    top.set(ylabel="RMSE", title="Rolling-origin backtest: train on all before, test on the month")
+    top.legend(fontsize=8)
+    bottom.bar(table["month"], table["bias"], color="tab:orange")
+    bottom.axhline(0, color="grey", linewidth=0.8)
+    bottom.set(ylabel="mean error (pred - actual)")
     bottom.tick_params(axis="x", rotation=60, labelsize=8)
     return _save(fig, path)

@@ -34,55 +34,68 @@ def _flag_line(label: str, items: list[str]) -> str:
     return f"<p class='flag'>{label}: {html.escape(', '.join(items))}</p>" if items else ""
 
 
+CLASSIFICATION = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "accuracy", "f1",
+                  "precision", "recall")  # fmt: skip
+REGRESSION = ("rmse", "mae", "r2", "bias", "baseline_rmse", "baseline_mae", "baseline_r2",
+              "rmse_vs_baseline")  # fmt: skip
+
+
 def render(title: str, assessment: Assessment, plot_dir: Path, context: dict[str, str]) -> str:
     """HTML for one training run's evaluation."""
     m = assessment.metrics
-    names = [
-        "roc_auc",
-        "pr_auc",
-        "log_loss",
-        "brier",
-        "ece",
-        "accuracy",
-        "f1",
-        "precision",
-        "recall",
-    ]
+    regression = assessment.threshold is None
+    names = [n for n in (REGRESSION if regression else CLASSIFICATION) if f"test_{n}" in m]
     metrics = pd.DataFrame(
         {
             "metric": names,
-            "validation": [m[f"val_{n}"] for n in names],
+            "validation": [m.get(f"val_{n}", float("nan")) for n in names],
             "test": [m[f"test_{n}"] for n in names],
-        }
-    )
-    cost = pd.DataFrame(
-        {
-            "set": ["validation", "test"],
-            "cost at threshold": [m["val_cost"], m["test_cost"]],
-            "flag nobody": [m["val_cost_baseline"], m["test_cost_baseline"]],
-            "saving": [m["val_cost_saving"], m["test_cost_saving"]],
-            "saving share": [m["val_cost_saving_share"], m["test_cost_saving_share"]],
         }
     )
     top = assessment.importance.head(25)
     flagged = assessment.flagged_slices()
-    used_leaks = assessment.flagged_audit()
     parts = [
         f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
         _table(pd.DataFrame({"": list(context), "value": list(context.values())})),
-        f"<h2>Metrics (threshold {assessment.threshold:.3f}, chosen on validation)</h2>",
-        _table(metrics),
-        "<h2>Business cost</h2>",
-        "<p>Missed cancellation: revenue x unsold fraction; false alarm: walking a guest.</p>",
-        _table(cost),
+    ]
+    if regression:
+        parts += [
+            "<h2>Metrics</h2>",
+            "<p>baseline: the training median of the target by "
+            "evaluation.baseline_groups; bias: mean of predicted - actual.</p>",
+            _table(metrics),
+        ]
+    else:
+        cost = pd.DataFrame(
+            {
+                "set": ["validation", "test"],
+                "cost at threshold": [m["val_cost"], m["test_cost"]],
+                "flag nobody": [m["val_cost_baseline"], m["test_cost_baseline"]],
+                "saving": [m["val_cost_saving"], m["test_cost_saving"]],
+                "saving share": [m["val_cost_saving_share"], m["test_cost_saving_share"]],
+            }
+        )
+        parts += [
+            f"<h2>Metrics (threshold {assessment.threshold:.3f}, chosen on validation)</h2>",
+            _table(metrics),
+            "<h2>Business cost</h2>",
+            "<p>Missed cancellation: revenue x unsold fraction; false alarm: walking a guest.</p>",
+            _table(cost),
+        ]
+    parts += [
         "<h2>Slices (test)</h2>",
         _flag_line("Flagged", flagged) or "<p>No slice flagged.</p>",
         _table(assessment.slices),
-        "<h2>Leakage audit (training data)</h2>",
-        "<p>Conditions that separate the label almost perfectly on large support.</p>",
-        _flag_line("Used by this model", used_leaks),
-        _table(assessment.audit),
+    ]
+    if not regression:
+        parts += [
+            "<h2>Leakage audit (training data)</h2>",
+            "<p>Conditions that separate the label almost perfectly on large support.</p>",
+            _flag_line("Used by this model", assessment.flagged_audit()),
+            _table(assessment.audit),
+        ]
+    parts += [
         f"<h2>Explanations: {html.escape(assessment.importance_kind)}</h2>",
         _table(pd.DataFrame({"feature": top.index, "importance": top.to_numpy()})),
         "<h2>Plots</h2>",

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from innflow.data import SCHEMA
+from innflow.contract import Contract
+from innflow.data import CONTRACT
 from innflow.monitoring.performance import figures
 
 FORMAT = 1
@@ -67,6 +68,16 @@ class Performance(_Frozen):
     cancel_rate: float
 
 
+class Errors(_Frozen):
+    """A regression model's held-out errors, the yardstick for its decay."""
+
+    rows: int
+    rmse: float
+    mae: float
+    bias: float
+    target_mean: float
+
+
 class ReferenceProfile(_Frozen):
     """Everything monitoring compares a batch with."""
 
@@ -76,6 +87,7 @@ class ReferenceProfile(_Frozen):
     categorical: dict[str, CategoricalProfile]
     prediction: NumericProfile
     performance: Performance | None = None
+    errors: Errors | None = None  # a regression model's, instead of performance
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form (logged as ``reference/profile.json`` and in the model)."""
@@ -87,9 +99,21 @@ class ReferenceProfile(_Frozen):
         return [*self.numeric, *self.categorical]
 
 
-def is_categorical(column: str) -> bool:
+def is_categorical(column: str, contract: Contract = CONTRACT) -> bool:
     """Whether drift of ``column`` is measured on levels rather than on numbers."""
-    return SCHEMA[column][0] == "str" or column in IDENTIFIERS
+    declared = contract.columns[column]
+    return declared.type == "text" or column in IDENTIFIERS or declared.role == "identifier"
+
+
+def profiled(columns: list[str], contract: Contract = CONTRACT) -> list[str]:
+    """The columns whose drift is watched: the contract's, less the calendar (dates and
+    the event time's parts move by design).
+    """
+    return [
+        c for c in columns
+        if c in contract.columns and c not in CALENDAR
+        and contract.columns[c].role != "time_part" and contract.columns[c].type != "date"
+    ]  # fmt: skip
 
 
 def _label(value: object) -> str:
@@ -155,25 +179,32 @@ def build(
     bins: int = 10,
     max_levels: int = 20,
     calibration_bins: int = 10,
+    contract: Contract = CONTRACT,
 ) -> ReferenceProfile:
     """Profile the training window's input columns and a set of held-out scores.
 
     The scores should be out-of-sample (the test window at training time): in-sample
     scores are sharper than anything the model will see live, so prediction drift against
-    them would always fire. With ``labels`` the held-out performance is kept too.
+    them would always fire. With ``labels`` the held-out performance (a regression's
+    errors) is kept too.
     """
-    columns = [c for c in training.columns if c in SCHEMA and c not in CALENDAR]
+    columns = profiled(list(training.columns), contract)
+    categorical = [c for c in columns if is_categorical(c, contract)]
     numeric = {
         c: numeric_profile(training[c].to_numpy(dtype="float64"), bins)
         for c in columns
-        if not is_categorical(c)
-    }
-    categorical = {
-        c: categorical_profile(training[c], max_levels) for c in columns if is_categorical(c)
+        if c not in categorical
     }
     scores = np.asarray(scores, dtype="float64")
-    performance = None
-    if labels is not None and len(np.unique(labels)) == 2:
+    performance, errors = None, None
+    if labels is not None and contract.task == "regression" and len(labels):
+        y = np.asarray(labels, dtype="float64")
+        errors = Errors(
+            rows=len(y), rmse=float(np.sqrt(np.mean((scores - y) ** 2))),
+            mae=float(np.mean(np.abs(scores - y))), bias=float(np.mean(scores - y)),
+            target_mean=float(y.mean()),
+        )  # fmt: skip
+    elif labels is not None and len(np.unique(labels)) == 2:
         found = figures(labels, scores, calibration_bins)
         performance = Performance(
             rows=len(labels),
@@ -185,9 +216,10 @@ def build(
     return ReferenceProfile(
         rows=len(training),
         numeric=numeric,
-        categorical=categorical,
+        categorical={c: categorical_profile(training[c], max_levels) for c in categorical},
         prediction=numeric_profile(scores, bins),
         performance=performance,
+        errors=errors,
     )
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from innflow import data as bookings
 from innflow.config import Config
+from innflow.errors import ConfigError
 from innflow.evaluation import business, gate
 from innflow.monitoring import policies
 from innflow.monitoring import profile as profiles
@@ -54,6 +55,13 @@ class Replay:
             threads,
             on_step,
         )
+        contract = bookings.contract_at(config.data.contract)
+        if contract.task != "binary" or contract.name != bookings.CONTRACT.name:
+            raise ConfigError(
+                f"{contract.name}: simulate replays the cancellation model's policies "
+                "(monitoring of a regression model's decay is not replayed yet); "
+                "`innflow backtest` evaluates any contract month by month"
+            )
         self.frame = bookings.load_data(config.data.path)
         self.data_sha = bookings.file_sha256(config.data.path)
         self.arrival = bookings.arrival_dates(self.frame).dt.to_period("M")
@@ -74,15 +82,16 @@ class Replay:
             raw, y = prepared.split.validation, prepared.labels("validation")
             training = pd.concat([prepared.features("train"), prepared.features("validation")])
             profile = profiles.build(
-                training, fitted.val_proba, y, calibration_bins=self.thresholds.calibration_bins
+                training, fitted.val_scores, y, calibration_bins=self.thresholds.calibration_bins
             )
+            assert fitted.threshold is not None  # binary: refused otherwise in __init__
             self._models[month] = Model(
                 f"{month:%Y-%m}",
                 fitted.pipeline,
                 fitted.threshold,
                 prepared.input_columns,
                 profile,
-                (raw, y, fitted.val_proba),
+                (raw, y, fitted.val_scores),
             )
         return self._models[month]
 

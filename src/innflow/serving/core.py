@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from innflow import data
-from innflow.contract import checks
+from innflow.contract import Contract, checks, parse
 from innflow.serving import accelerate
 from innflow.serving.fastpath import FastScorer
 from innflow.serving.general import (
@@ -44,6 +44,8 @@ class LoadedModel:
     example: pd.DataFrame | None = None
     origin: str = "registry"  # or "snapshot": not yet confirmed against the registry
     general: GeneralModel | None = None  # a model innflow did not train: mlflow.pyfunc
+    contract: Contract = data.CONTRACT  # what requests are held to (the run's own contract)
+    regression: bool = False  # answers a number per row, no probability or decision
 
     @property
     def predictor(self) -> dict[str, Any]:
@@ -55,7 +57,8 @@ class LoadedModel:
             detail = f"mlflow.pyfunc model ({output}), checked by its signature"
             return {"path": "general", "state": "general", "detail": detail}
         if self.fast is None:
-            return {"path": "innflow", "state": "exact", "detail": "scikit-learn pipeline"}
+            detail = "scikit-learn pipeline" + (" (regression)" if self.regression else "")
+            return {"path": "innflow", "state": "exact", "detail": detail}
         return {"path": "innflow", **self.fast.status.to_dict()}
 
     @property
@@ -88,9 +91,15 @@ def from_logged(
     kind = models.pipeline_kind(pipeline)
     if kind in ("lightgbm", "xgboost", "random_forest"):
         pipeline.set_params(model__n_jobs=1)
-    fast = FastScorer.from_pipeline(pipeline) if FastScorer.supports(pipeline) else None
-    threshold = float(metadata.get("innflow_threshold", 0.5))
-    model = LoadedModel(pipeline, columns, threshold, description, fast, example)
+    regression = models.is_regressor(pipeline)
+    # The fast path and its compiled trees answer probabilities: a regressor scores exactly.
+    supported = not regression and FastScorer.supports(pipeline)
+    fast = FastScorer.from_pipeline(pipeline) if supported else None
+    threshold = metadata.get("innflow_threshold")
+    model = LoadedModel(
+        pipeline, columns, float(0.5 if threshold is None else threshold), description, fast,
+        example, contract=model_contract(metadata), regression=regression,
+    )  # fmt: skip
     if fast is not None and compile != "off":
         examples = []
         if example is not None and not check_frame(example, columns):
@@ -98,6 +107,16 @@ def from_logged(
         then = (lambda: on_compiled(model)) if on_compiled is not None else None
         accelerate.accelerate(fast, examples, build=compile == "build", then=then)
     return model
+
+
+def model_contract(metadata: dict[str, Any]) -> Contract:
+    """The contract a model's run was trained under (the bookings' for models logged
+    before contracts rode along, or under the bundled one itself).
+    """
+    text = metadata.get("innflow_contract")
+    if not text or text == data.CONTRACT.text:
+        return data.CONTRACT
+    return parse(text, "the model's contract")
 
 
 def from_pyfunc(pyfunc: Any, description: dict[str, Any], example: Any) -> LoadedModel:
@@ -116,9 +135,13 @@ def from_pyfunc(pyfunc: Any, description: dict[str, Any], example: Any) -> Loade
     return model
 
 
-def check_frame(frame: pd.DataFrame, columns: list[str]) -> bool:
+def check_frame(
+    frame: pd.DataFrame, columns: list[str], contract: Contract = data.CONTRACT
+) -> bool:
     """True when some row of a DataFrame breaks the schema (or a column is missing)."""
-    return not set(columns) <= set(frame.columns) or bool((row_errors(frame, columns) != "").any())
+    if not set(columns) <= set(frame.columns):
+        return True
+    return bool((row_errors(frame, columns, contract) != "").any())
 
 
 def smoke_test(model: LoadedModel) -> str | None:
@@ -132,6 +155,10 @@ def smoke_test(model: LoadedModel) -> str | None:
             return f"scoring its input example failed: {e}"
         return None if len(predicted.raw) == len(model.example) else "its output is not per row"
     try:
+        if model.regression:
+            values = predict(model, columns_of(model.example, model.columns)).columns
+            numbers = np.asarray(values["prediction"], dtype="float64")
+            return None if np.isfinite(numbers).all() else "its input example got non-numbers"
         proba, _ = score(model, columns_of(model.example, model.columns))
     except Exception as e:  # any failure means: do not serve this model
         return f"scoring its input example failed: {type(e).__name__}: {e}"
@@ -191,8 +218,9 @@ def ignored(batch: Batch, columns: list[str]) -> list[str]:
 
 
 def check(
-    batch: Batch, columns: list[str], limit: int = 20, known: frozenset[str] = BOOKING_COLUMNS
-) -> tuple[list[FieldError], dict[str, np.ndarray]]:
+    batch: Batch, columns: list[str], limit: int = 20, known: frozenset[str] = BOOKING_COLUMNS,
+    contract: Contract = data.CONTRACT,
+) -> tuple[list[FieldError], dict[str, np.ndarray]]:  # fmt: skip
     """Missing and unknown columns, then per-row types, nulls and domains (the rules of
     ``contract.checks``); with the columns as arrays the model can score when valid.
     """
@@ -202,8 +230,8 @@ def check(
         return errors[:limit], {}
     if batch.rows == 0:
         return [FieldError(None, "(body)", "no rows to score")], {}
-    arrays = {c: _column_array(batch.columns[c], data.SCHEMA[c][0]) for c in columns}
-    for column, problem, mask in checks.row_problems(data.CONTRACT, arrays, tuple(columns)):
+    arrays = {c: _column_array(batch.columns[c], contract.columns[c].kind) for c in columns}
+    for column, problem, mask in checks.row_problems(contract, arrays, tuple(columns)):
         for row in np.flatnonzero(mask)[:limit]:
             errors.append(FieldError(int(row), column, f"value {problem.removeprefix('are ')}"))
     return errors[:limit], arrays
@@ -214,7 +242,7 @@ def check_model(
 ) -> tuple[list[FieldError], dict[str, Any]]:
     """``check`` for innflow's pipeline; for a general model, its signature's rules."""
     if model.general is None:
-        return check(batch, model.columns, limit, known)
+        return check(batch, model.columns, limit, known, model.contract)
     schema = model.general.schema
     errors = [FieldError(None, c, "missing column") for c in schema.missing(batch.columns)]
     errors += unknown_columns(batch, model.columns, known)
@@ -251,6 +279,10 @@ class Prediction:
 
 def predict(model: LoadedModel, arrays: dict[str, Any]) -> Prediction:
     """Score checked columns on the model's path (``ModelFailed``: the model raised)."""
+    if model.regression:
+        with np.errstate(all="ignore"):
+            values = np.asarray(model.pipeline.predict(frame_of(arrays, model.columns)), "float64")
+        return Prediction(values, {"prediction": values})
     if model.general is None:
         proba, decisions = score(model, arrays)
         return Prediction(np.ascontiguousarray(proba),
@@ -284,13 +316,15 @@ def frame_of(arrays: dict[str, np.ndarray], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: arrays[c] for c in columns})
 
 
-def row_errors(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+def row_errors(
+    frame: pd.DataFrame, columns: list[str], contract: Contract = data.CONTRACT
+) -> np.ndarray:
     """Per row the first problem ("adults: value negative"), or "" for a row that can be
     scored: the rules of `check`, for batch scoring that keeps bad rows instead of
     refusing the request.
     """
     reasons = np.full(len(frame), "", dtype=object)
-    for column, problem, mask in checks.row_problems(data.CONTRACT, frame, tuple(columns)):
+    for column, problem, mask in checks.row_problems(contract, frame, tuple(columns)):
         reasons[mask & (reasons == "")] = f"{column}: value {problem.removeprefix('are ')}"
     return reasons
 

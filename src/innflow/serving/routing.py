@@ -44,9 +44,11 @@ class Router:
             running += variant.weight / total
             bounds.append(running)
         self._bounds = bounds
-        # Every variant's input columns and the booking columns: a request field outside
+        # Every variant's input columns and its contract's columns: a request field outside
         # them is a typo; inside them, a variant that does not take it ignores it.
-        self.known_columns = frozenset(data.SCHEMA).union(*(v.model.columns for v in variants))
+        self.known_columns = frozenset(data.SCHEMA).union(
+            *(v.model.columns for v in variants), *(v.model.contract.columns for v in variants)
+        )
 
     @classmethod
     def single(cls, model: LoadedModel) -> Router:

@@ -440,7 +440,8 @@ class ScoringService:
         described = primary.description
         return {
             **{k: described.get(k) for k in keys},
-            "threshold": primary.threshold,
+            "task": "regression" if primary.regression else "binary",
+            "threshold": None if primary.regression else primary.threshold,
             "columns": primary.columns,
             "variants": [
                 {"name": v.name, "version": v.model.version, "weight": v.weight, "shadow": v.shadow}

@@ -45,9 +45,12 @@ def fit_month(
     frame: pd.DataFrame, config: Config, month: date, data_sha: str, threads: int
 ) -> tuple[Prepared, Fitted]:
     """Train for test month ``month`` exactly as `innflow train` does: validation = the
-    month before (threshold chosen there), refit on every arrival before ``month``.
+    month before (a binary model's threshold chosen there), refit on every arrival before
+    ``month``.
     """
+    contract = bookings.contract_at(config.data.contract)
     windowed = month_config(config, month)
-    split = bookings.split(frame, windowed.split, config.seed)
-    prepared = Prepared(windowed, data_sha, split, bookings.input_columns(config.features))
+    split = bookings.split(frame, windowed.split, config.seed, contract)
+    columns = bookings.input_columns(config.features, contract=contract)
+    prepared = Prepared(windowed, data_sha, split, columns, contract)
     return prepared, fit(prepared, threads)

@@ -66,8 +66,16 @@ class Prepared:
         return getattr(self.split, part)[self.input_columns]
 
     def labels(self, part: str) -> np.ndarray:
-        """Labels of one split part."""
+        """Labels (targets) of one split part."""
         return getattr(self.split, part)[self.contract.target].to_numpy()
+
+    def fitted_on(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """The rows the logged model learnt from (train, and validation when refitted)
+        with their targets.
+        """
+        parts = ("train", "validation") if self.config.model.refit_on_validation else ("train",)
+        frame = pd.concat([getattr(self.split, p) for p in parts])
+        return frame, frame[self.contract.target].to_numpy()
 
 
 def prepare(config: Config) -> Prepared:
@@ -75,14 +83,20 @@ def prepare(config: Config) -> Prepared:
     contract = bookings.contract_at(config.data.contract)
     if contract.target is None:
         raise ConfigError(f"{config.data.contract}: the contract names no target (target: COLUMN)")
-    if contract.task != "binary" or not set(EVALUATED_COLUMNS) <= set(contract.columns):
+    if contract.task == "binary" and not set(EVALUATED_COLUMNS) <= set(contract.columns):
         raise ConfigError(
-            f"{config.data.contract}: training needs a binary target and the bookings' "
-            "columns for now (regression and other data sets are not trained yet); "
-            "`innflow data check --contract` validates any data set"
+            f"{config.data.contract}: a binary model is evaluated with the bookings' "
+            f"columns ({', '.join(EVALUATED_COLUMNS)}) for now; other data sets train as "
+            "regression, and `innflow data check --contract` validates any data set"
+        )
+    unknown = sorted(set(config.evaluation.baseline_groups) - set(contract.columns))
+    if unknown:
+        raise ConfigError(
+            f"evaluation.baseline_groups: {', '.join(unknown)} not in the contract {contract.name}"
         )
     input_columns = bookings.input_columns(config.features, contract=contract)
-    models.build_pipeline(config, input_columns, threads=1)  # validates model.params early
+    # validates model.params (and the kind for the task) early
+    models.build_pipeline(config, input_columns, threads=1, contract=contract)
     path = config.data.path
     if not path.exists():
         raise DataValidationError(f"data file not found: {path}")
@@ -99,18 +113,20 @@ def prepare(config: Config) -> Prepared:
 
 @dataclass(frozen=True)
 class Fitted:
-    """The model that will be logged, its threshold and its validation and test scores."""
+    """The model that will be logged, its threshold and its validation and test scores
+    (probabilities of the positive class, or a regression's predicted numbers).
+    """
 
     pipeline: Pipeline
-    threshold: float
-    val_proba: np.ndarray
-    test_proba: np.ndarray
+    threshold: float | None  # None: a regression model decides nothing
+    val_scores: np.ndarray
+    test_scores: np.ndarray
     durations: dict[str, float]
 
     @property
     def predictions_sha256(self) -> str:
-        """Fingerprint of the test-set probabilities."""
-        return provenance.predictions_sha256(self.test_proba)
+        """Fingerprint of the test-set scores."""
+        return provenance.predictions_sha256(self.test_scores)
 
 
 @dataclass
@@ -127,36 +143,47 @@ class Trained:
 
 
 def fit(prepared: Prepared, threads: int, on_step: Step = quiet) -> Fitted:
-    """Fit on train, choose the threshold on validation, refit on train+validation (if
-    configured), and score test with the model that will be logged.
+    """Fit on train, choose the threshold on validation (binary), refit on train+validation
+    (if configured), and score test with the model that will be logged.
     """
     config, cols, split = prepared.config, prepared.input_columns, prepared.split
     started = time.perf_counter()
-    on_step(f"fitting {config.model.kind} on {len(split.train):,} bookings")
-    pipeline = models.fit(
-        models.build_pipeline(config, cols, threads),
-        prepared.features("train"), prepared.labels("train"), threads,
-    )  # fmt: skip
-    val_proba = models.predict_proba(pipeline, prepared.features("validation"), threads)
+
+    def build() -> Pipeline:
+        return models.build_pipeline(config, cols, threads, prepared.contract)
+
+    on_step(f"fitting {config.model.kind} on {len(split.train):,} rows")
+    pipeline = models.fit(build(), prepared.features("train"), prepared.labels("train"), threads)
+    val_scores = models.predict(pipeline, prepared.features("validation"), threads)
     y_val = prepared.labels("validation")
-    threshold = assessment.choose_threshold(config, y_val, val_proba, split.validation)
+    threshold = None
+    if prepared.contract.task == "binary":
+        threshold = assessment.choose_threshold(config, y_val, val_scores, split.validation)
     if config.model.refit_on_validation:
         on_step("refitting on train + validation")
         both = pd.concat([prepared.features("train"), prepared.features("validation")])
         y_both = np.concatenate([prepared.labels("train"), y_val])
-        pipeline = models.fit(models.build_pipeline(config, cols, threads), both, y_both, threads)
-    test_proba = models.predict_proba(pipeline, prepared.features("test"), threads)
+        pipeline = models.fit(build(), both, y_both, threads)
+    test_scores = models.predict(pipeline, prepared.features("test"), threads)
     durations = {"fit": time.perf_counter() - started}
-    return Fitted(pipeline, threshold, val_proba, test_proba, durations)
+    return Fitted(pipeline, threshold, val_scores, test_scores, durations)
 
 
 def evaluate(prepared: Prepared, fitted: Fitted) -> Trained:
-    """Metrics, calibration, cost, slices, leakage audit and explanations of a fitted model."""
+    """Metrics, slices and explanations of a fitted model; for a binary one also its
+    calibration, cost and the leakage audit.
+    """
     split = prepared.split
     parts = {
-        "val": (split.validation, prepared.labels("validation"), fitted.val_proba),
-        "test": (split.test, prepared.labels("test"), fitted.test_proba),
+        "val": (split.validation, prepared.labels("validation"), fitted.val_scores),
+        "test": (split.test, prepared.labels("test"), fitted.test_scores),
     }
+    if fitted.threshold is None:
+        result = assessment.assess_regression(
+            prepared.config, fitted.pipeline, parts, prepared.fitted_on(),
+            prepared.input_columns,
+        )  # fmt: skip
+        return Trained(fitted, result)
     result = assessment.assess(
         prepared.config, fitted.pipeline, fitted.threshold, parts, split.train,
         prepared.input_columns,

@@ -47,11 +47,13 @@ def log_model(
     code_dir: Path,
     nullable: tuple[str, ...] = (),
 ) -> str:
-    """Log the whole Pipeline (raw columns in, probability out); return the model URI.
+    """Log the whole Pipeline (raw columns in, a probability or a number out); return the
+    model URI.
 
     Format: skops (MLflow's safe default) with an explicit, checked trusted-types list,
     because LightGBM/XGBoost and innflow's own transformer are not on skops' default list.
-    The pyfunc calls ``predict_proba`` so MLflow clients get probabilities, not labels.
+    A classifier's pyfunc calls ``predict_proba`` so MLflow clients get probabilities, not
+    labels; a regressor's calls ``predict``.
     Requirements are given explicitly: inference would spawn a subprocess and take seconds.
     The innflow package rides along as ``code_paths`` so the model loads without innflow
     installed, with the exact feature code it was trained with.
@@ -59,17 +61,20 @@ def log_model(
     import mlflow
     from mlflow.models import infer_signature
 
+    from innflow.modeling.models import is_regressor
+
     input_example = inputs.head(5)
     sample = schema_sample(inputs, nullable=nullable)
     with _known_mlflow_noise():
-        signature = infer_signature(sample, pipeline.predict_proba(sample))
+        method = "predict" if is_regressor(pipeline) else "predict_proba"
+        signature = infer_signature(sample, getattr(pipeline, method)(sample))
         info = mlflow.sklearn.log_model(
             pipeline,
             name=MODEL_NAME,
             signature=signature,
             input_example=input_example,
             pip_requirements=pip_requirements,
-            pyfunc_predict_fn="predict_proba",
+            pyfunc_predict_fn=method,
             serialization_format="skops",
             skops_trusted_types=trusted_types(pipeline),
             code_paths=[str(code_dir)],

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from innflow.steps.training import Prepared
 
 # The metrics the registry listing shows for innflow's versions, kept under the same tags.
-KEY_METRICS = ("test_roc_auc", "test_pr_auc", "test_brier", "test_ece", "test_cost_saving")
+KEY_METRICS = ("test_roc_auc", "test_pr_auc", "test_brier", "test_ece", "test_cost_saving",
+               "test_rmse", "test_mae", "test_r2", "test_rmse_vs_baseline")  # fmt: skip
 MAX_METRIC_TAGS = 30
 
 

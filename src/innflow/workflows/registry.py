@@ -25,7 +25,7 @@ from innflow.errors import (
     RunNotFoundError,
     TrackingError,
 )
-from innflow.evaluation import gate
+from innflow.evaluation import gate, regression
 from innflow.modeling import model_inputs
 from innflow.steps.training import Prepared, prepare
 from innflow.workflows import challenger
@@ -51,19 +51,30 @@ def register(run_id: str, config: Config, name: str | None = None) -> tuple[str,
             "innflow.git_commit": t.get("innflow.git_commit", ""),
             "innflow.model_kind": t.get("innflow.model_kind", ""),
             "innflow.origin": "innflow training",
-            "innflow.task": "cancellation",
+            "innflow.task": _task(t),
             "innflow.gate": "pending",
         }
     )
+    figure = ("RMSE", "test_rmse") if "test_rmse" in m else ("ROC AUC", "test_roc_auc")
     description = (
-        f"{t.get('innflow.model_kind')} trained in run {run_id}; test ROC AUC "
-        f"{m.get('test_roc_auc', float('nan')):.4f}, data {t.get('innflow.data_sha256', '')[:12]}, "
+        f"{t.get('innflow.model_kind')} trained in run {run_id}; test {figure[0]} "
+        f"{m.get(figure[1], float('nan')):.4f}, data {t.get('innflow.data_sha256', '')[:12]}, "
         f"code {t.get('innflow.git_commit', '')[:12]}"
     )
     version, created = tracking.register_version(
         name or config.registry.model_name, run_id, uri, tags, description
     )
     return str(version.version), created
+
+
+def _task(tags: dict[str, str]) -> str:
+    """What a trained version is for: the cancellation model (the bookings' binary task,
+    the name earlier versions carry), or its contract's task.
+    """
+    task = tags.get("innflow.model_task", "binary")
+    if task == "binary" and tags.get("innflow.contract", "hotel_bookings") == "hotel_bookings":
+        return "cancellation"
+    return task
 
 
 @dataclass
@@ -179,10 +190,15 @@ def _probabilities(prepared: Prepared, uri: str) -> tuple[np.ndarray, dict]:
 
 
 def _window_metrics(
-    config: Config, prepared: Prepared, proba: np.ndarray, threshold: float
+    config: Config, prepared: Prepared, scores: np.ndarray, threshold: float
 ) -> tuple[dict[str, float], pd.DataFrame]:
-    raw = prepared.split.test
-    return gate.window_metrics(raw, prepared.labels("test"), proba, threshold, config.evaluation)
+    raw, y = prepared.split.test, prepared.labels("test")
+    if prepared.contract.task == "regression":
+        naive = regression.group_median_baseline(
+            *prepared.fitted_on(), raw, config.evaluation.baseline_groups
+        )
+        return gate.regression_window_metrics(raw, y, scores, naive, config.evaluation)
+    return gate.window_metrics(raw, y, scores, threshold, config.evaluation)
 
 
 def _threshold(version) -> float:
@@ -203,13 +219,23 @@ def run_gate(
     candidate = tracking.model_version(name, version)
     prepared = prepared or prepare(config)
     proba, described = _probabilities(prepared, f"models:/{name}/{version}")
+    task = described["metadata"].get("innflow_task", "binary")
+    if task != prepared.contract.task:
+        raise ConfigError(
+            f"version {version} of {name!r} is a {task} model, but the config's contract "
+            f"({prepared.contract.name}) is {prepared.contract.task}: gate it with its own "
+            "config (data.contract)"
+        )
     ours, slices = _window_metrics(config, prepared, proba, _threshold(candidate))
     champion = tracking.alias_version(name, "production")
     theirs = None
     if champion is not None and str(champion.version) != str(version):
         champion_proba, _ = _probabilities(prepared, f"models:/{name}/{champion.version}")
         theirs, _ = _window_metrics(config, prepared, champion_proba, _threshold(champion))
-    decision = gate.decide(ours, slices, theirs, config.registry.gate)
+    if prepared.contract.task == "regression":
+        decision = gate.decide_regression(ours, theirs, config.registry.gate)
+    else:
+        decision = gate.decide(ours, slices, theirs, config.registry.gate)
     champion_version = str(champion.version) if champion is not None and theirs else None
     outcome = GateOutcome(str(version), champion_version, decision, ours, theirs)
     report = {**outcome.to_dict(), "evaluated_at": _now(), "data_sha256": prepared.data_sha256}

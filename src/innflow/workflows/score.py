@@ -96,8 +96,10 @@ def _score_local(
     frame = data.read_table(source)
     _require_columns(source, frame.columns, model.columns)
     inputs = frame[model.columns]
-    reasons = core.row_errors(inputs, model.columns)
+    reasons = core.row_errors(inputs, model.columns, model.contract)
     good = reasons == ""
+    if model.regression:
+        return _score_regression(model, frame, good, reasons, target, started, loaded, check)
     probability = np.full(len(frame), np.nan)
     if good.any():  # the service's path: pandas-free when the model kind allows, same numbers
         proba, _ = core.score(model, core.columns_of(inputs[good], model.columns))
@@ -116,6 +118,28 @@ def _score_local(
         len(frame), int(good.sum()), int((~good).sum()), seconds, model.version,
         model.predictor["state"], loaded - started,
         origin, source_error, check is not None,
+    )  # fmt: skip
+
+
+def _score_regression(
+    model: core.LoadedModel, frame: pd.DataFrame, good: np.ndarray, reasons: np.ndarray,
+    target: Path, started: float, loaded: float, check: SourceCheck | None,
+) -> ScoreOutcome:  # fmt: skip
+    """A regression model's ``prediction`` for every valid row (bad rows kept, no value)."""
+    prediction = pd.Series(pd.NA, index=frame.index, dtype="Float64")
+    if good.any():
+        inputs = frame.loc[good, model.columns]
+        prediction[good] = core.predict(model, core.columns_of(inputs, model.columns)).raw
+    out = frame.copy()
+    out["prediction"] = prediction
+    out["model_version"] = model.version
+    out["error"] = reasons
+    _write(out, target)
+    source_error = check.wait() if check is not None else None
+    return ScoreOutcome(
+        len(frame), int(good.sum()), int((~good).sum()), time.perf_counter() - started,
+        model.version, model.predictor["state"], loaded - started, "registry", source_error,
+        check is not None,
     )  # fmt: skip
 
 
@@ -225,7 +249,12 @@ def _score_spark(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
             f"{model_uri} was not trained by innflow: the Spark engine scores innflow's own "
             "models; score it with --engine local"
         )
-    threshold = float(metadata.get("innflow_threshold", 0.5))
+    if metadata.get("innflow_task", "binary") != "binary":
+        raise DataValidationError(
+            f"{model_uri} is a {metadata['innflow_task']} model: the Spark engine scores "
+            "binary models for now; score it with --engine local"
+        )
+    threshold = float(metadata.get("innflow_threshold") or 0.5)
     version = str(described.get("version") or described["uri"])
     with _pyspark_on_pandas_3():
         spark, created = tracking.spark_session()

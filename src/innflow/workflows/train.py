@@ -18,7 +18,8 @@ import pandas as pd
 
 from innflow import tracking
 from innflow.config import Config, flatten
-from innflow.evaluation import plots, report
+from innflow.evaluation import plots, regression, report
+from innflow.evaluation.assessment import Assessment
 from innflow.monitoring import profile as profiles
 from innflow.reproducibility import provenance
 from innflow.steps.training import (
@@ -95,26 +96,20 @@ def _write_evaluation(prepared: Prepared, fitted: Fitted, directory: Path) -> Tr
     """
     trained = evaluate(prepared, fitted)
     config, result = prepared.config, trained.assessment
-    y, p, t = prepared.labels("test"), fitted.test_proba, fitted.threshold
     plot_dir = directory / "plots"
     plot_dir.mkdir()
-    plots.roc(y, p, plot_dir / "roc.png")
-    plots.precision_recall(y, p, t, plot_dir / "precision_recall.png")
-    plots.calibration(y, p, plot_dir / "calibration.png", config.evaluation.calibration_bins)
-    plots.confusion(y, p, t, plot_dir / "confusion_matrix.png")
+    if fitted.threshold is None:
+        _regression_plots(prepared, fitted, result, plot_dir)
+    else:
+        _classification_plots(prepared, fitted, result, plot_dir)
     plots.importance(
         result.importance, f"Feature importance: {result.importance_kind}",
         plot_dir / "feature_importance.png",
     )  # fmt: skip
-    plots.cost_curve(
-        result.cost_curve, t, result.metrics["test_cost_baseline"], plot_dir / "cost_curve.png"
-    )
-    plots.slices(
-        result.slices, result.metrics["test_roc_auc"], plot_dir / "slices.png",
-        config.evaluation.slice_min_support,
-    )  # fmt: skip
     context = {
         "model kind": config.model.kind,
+        "task": f"{prepared.contract.task} ({prepared.contract.target}, contract "
+        f"{prepared.contract.name})",
         "data": f"{config.data.path} (sha256 {prepared.data_sha256[:16]}...)",
         "split": f"{prepared.split.strategy}: "
         + ", ".join(f"{k} {v:,}" for k, v in prepared.split.sizes().items()),
@@ -125,6 +120,41 @@ def _write_evaluation(prepared: Prepared, fitted: Fitted, directory: Path) -> Tr
     return trained
 
 
+def _classification_plots(
+    prepared: Prepared, fitted: Fitted, result: Assessment, plot_dir: Path
+) -> None:
+    config = prepared.config
+    y, p, t = prepared.labels("test"), fitted.test_scores, fitted.threshold
+    assert t is not None
+    plots.roc(y, p, plot_dir / "roc.png")
+    plots.precision_recall(y, p, t, plot_dir / "precision_recall.png")
+    plots.calibration(y, p, plot_dir / "calibration.png", config.evaluation.calibration_bins)
+    plots.confusion(y, p, t, plot_dir / "confusion_matrix.png")
+    plots.cost_curve(
+        result.cost_curve, t, result.metrics["test_cost_baseline"], plot_dir / "cost_curve.png"
+    )
+    plots.slices(
+        result.slices, result.metrics["test_roc_auc"], plot_dir / "slices.png",
+        config.evaluation.slice_min_support,
+    )  # fmt: skip
+
+
+def _regression_plots(
+    prepared: Prepared, fitted: Fitted, result: Assessment, plot_dir: Path
+) -> None:
+    ev = prepared.config.evaluation
+    y, predicted = prepared.labels("test").astype("float64"), fitted.test_scores
+    naive = regression.group_median_baseline(
+        *prepared.fitted_on(), prepared.split.test, ev.baseline_groups
+    )
+    plots.predicted_vs_actual(y, predicted, naive, plot_dir / "predicted_vs_actual.png")
+    plots.residuals(y, predicted, plot_dir / "residuals.png")
+    plots.slice_errors(
+        result.slices, result.metrics["test_rmse"], plot_dir / "slices.png",
+        ev.slice_min_support,
+    )  # fmt: skip
+
+
 def _reference_profile(prepared: Prepared, fitted: Fitted) -> dict[str, Any]:
     """The monitoring profile logged with the model: the inputs of the window the logged
     model was fitted on, and the held-out test window's scores and outcomes (JSON form).
@@ -133,9 +163,10 @@ def _reference_profile(prepared: Prepared, fitted: Fitted) -> dict[str, Any]:
     training = pd.concat([prepared.features(p) for p in parts])
     return profiles.build(
         training,
-        fitted.test_proba,
+        fitted.test_scores,
         prepared.labels("test"),
         calibration_bins=prepared.config.evaluation.calibration_bins,
+        contract=prepared.contract,
     ).to_dict()
 
 
@@ -184,6 +215,9 @@ def train(
                     inputs=prepared.features("test"),
                     pip_requirements=_pip_requirements(config.model.kind),
                     metadata={
+                        "innflow_task": prepared.contract.task,
+                        # what serving checks requests against: the run's own contract
+                        "innflow_contract": prepared.contract.text,
                         "innflow_threshold": fitted.threshold,
                         "innflow_model_kind": config.model.kind,
                         "innflow_predictions_sha256": fitted.predictions_sha256,
@@ -200,7 +234,7 @@ def train(
                 timing = {f"duration_{k}_seconds": v for k, v in fitted.durations.items()}
                 result_tags = {
                     "innflow.predictions_sha256": fitted.predictions_sha256,
-                    "innflow.threshold": repr(fitted.threshold),
+                    "innflow.model_task": prepared.contract.task,
                     "innflow.model_uri": uri,
                     "innflow.slices_flagged": ",".join(trained.assessment.flagged_slices()),
                     "innflow.audit_flagged": ",".join(trained.assessment.flagged_audit()),
@@ -211,6 +245,10 @@ def train(
                     "evaluation/leakage_audit.json": trained.assessment.audit,
                     "evaluation/cost_curve.json": trained.assessment.cost_curve,
                 }
+                if fitted.threshold is not None:
+                    result_tags["innflow.threshold"] = repr(fitted.threshold)
+                else:  # a regression has no audit of label purity and no cost curve
+                    tables = {"evaluation/slices.json": trained.assessment.slices}
                 tracking.log_results(metrics, result_tags, Path(tmp), tables)
             return TrainOutcome(
                 run_id=active.info.run_id,
