@@ -212,6 +212,13 @@ class MonitoringConfig(_Frozen):
     max_roc_auc_drop: float = Field(default=0.03, ge=0, description="vs the model's test ROC AUC")
     max_brier_rise: float = Field(default=0.03, ge=0, description="vs the model's test Brier")
     max_ece_rise: float = Field(default=0.05, ge=0, description="vs the model's test ECE")
+    max_rmse_rise: float = Field(
+        default=0.15, ge=0, description="regression: RMSE this fraction above the model's test"
+    )
+    max_bias_shift: float = Field(
+        default=0.10, ge=0,
+        description="regression: mean error this fraction of the target's mean from the test's",
+    )  # fmt: skip
     min_labelled_rows: int = Field(
         default=200, ge=1, description="performance is judged only on this many outcomes"
     )

@@ -139,11 +139,6 @@ def validate(
         f"{_where(column, contract)}: {int(mask.sum())} rows {problem}"
         for column, problem, mask in checks.row_problems(contract, frame, required)
     ]
-    dates = [c for c in required if contract.columns[c].type == "date"]
-    for name in dates if not problems else ():
-        unparsed = int(pd.to_datetime(frame[name], errors="coerce").isna().sum())
-        if unparsed:
-            problems.append(f"column {name!r}: {unparsed} rows are not dates")
     if problems:
         raise DataValidationError("; ".join(problems))
     return _canonical(frame, required, contract)

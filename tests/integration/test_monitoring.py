@@ -205,7 +205,12 @@ def test_bad_input_is_one_line_and_exit_2(env, cli) -> None:
         ("--log", str(path / "empty-log")): "no prediction log files",
         ("--batch", str(path / "nowhere.parquet")): "not found",
         ("--batch", str(path / "missing.parquet"), "--log", str(path)): "exactly one",
-        ("--batch", str(path / "window.parquet"), "--since", "2030-01-01"): "no bookings",
+        (
+            "--batch",
+            str(path / "window.parquet"),
+            "--since",
+            "2030-01-01",
+        ): "no rows whose arrival date is on or after",
         (
             "--batch",
             str(path / "window.parquet"),

@@ -237,6 +237,13 @@ def row_problems(contract: Contract, frame: Frame, columns: tuple[str, ...]) -> 
         found.extend(problems)
         for _, _, mask in problems:
             failed[name] = failed.get(name, np.zeros(len(mask), dtype=bool)) | mask
+    for name in columns:
+        if name in typed and contract.columns[name].type == "date":
+            text = pd.Series(np.asarray(frame[name], dtype=object))
+            unparsed = pd.to_datetime(text, errors="coerce", format="mixed").isna()
+            mask = (unparsed & text.notna()).to_numpy()
+            if mask.any():
+                found.append((name, "are not dates", mask))
     for rule in contract.dates:
         parts = (rule.year, rule.month, rule.day)
         if not set(parts) <= typed:

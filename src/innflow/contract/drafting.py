@@ -145,7 +145,9 @@ def _column(series: pd.Series) -> dict:
 
 def _all_dates(values: pd.Series) -> bool:
     """Text that is all ISO dates (2017-03-01, optionally with a time)."""
-    if not len(values) or not pd.api.types.is_object_dtype(values):
+    if not len(values) or not (
+        pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
+    ):
         return False
     if not all(isinstance(v, str) for v in values.iloc[:1000]):
         return False

@@ -15,7 +15,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from innflow.config import Config
-from innflow.data import FORBIDDEN, INPUT_COLUMNS, TARGET, excluded
+from innflow.contract import Contract
+from innflow.data import CONTRACT, excluded
 from innflow.evaluation import audit, business, classification, explain, regression
 from innflow.modeling import models
 
@@ -72,9 +73,14 @@ def assess(
     parts: dict[str, tuple[pd.DataFrame, np.ndarray, np.ndarray]],
     train_frame: pd.DataFrame,
     input_columns: list[str],
+    contract: Contract = CONTRACT,
 ) -> Assessment:
-    """Assess a fitted pipeline. ``parts`` maps "val"/"test" to (raw frame, labels, proba)."""
+    """Assess a fitted pipeline. ``parts`` maps "val"/"test" to (raw frame, labels, proba).
+    The business cost needs the bookings' rate and stay columns; another data set's model
+    is assessed without it.
+    """
     ev, cost = config.evaluation, config.evaluation.cost
+    costed = business.applies(contract.columns)
     metrics: dict[str, float] = {"threshold": threshold}
     for prefix, (raw, y, proba) in parts.items():
         metrics.update(
@@ -86,15 +92,17 @@ def assess(
         metrics[f"{prefix}_ece"] = classification.expected_calibration_error(
             y, proba, ev.calibration_bins
         )
-        miss = business.missed_cancellation_cost(raw, cost)
-        summary = business.summarize(y, proba, miss, cost.walk_cost, threshold)
-        metrics.update(summary.as_metrics(prefix))
+        if costed:
+            miss = business.missed_cancellation_cost(raw, cost)
+            summary = business.summarize(y, proba, miss, cost.walk_cost, threshold)
+            metrics.update(summary.as_metrics(prefix))
     raw, y, proba = parts["test"]
-    curve = business.cost_curve(
-        y, proba, business.missed_cancellation_cost(raw, cost), cost.walk_cost
-    )
+    curve = pd.DataFrame()
+    if costed:
+        miss = business.missed_cancellation_cost(raw, cost)
+        curve = business.cost_curve(y, proba, miss, cost.walk_cost)
     slices = classification.slice_metrics(
-        classification.slice_frame(raw, tuple(ev.slices)),
+        classification.slice_frame(raw, classification.slice_columns(ev.slices, contract)),
         y,
         proba,
         ev.slice_min_support,
@@ -107,10 +115,10 @@ def assess(
     ]
     for column, value, auc in zip(logged["slice"], logged["value"], logged["roc_auc"], strict=True):
         metrics[f"test_roc_auc__{column}__{_metric_key(str(value))}"] = float(auc)
-    auditable = [c for c in INPUT_COLUMNS if c not in FORBIDDEN and c != TARGET]
-    used = set(input_columns) - set(excluded(config.features))
+    auditable = [c for c in contract.inputs if contract.columns[c].role != "target"]
+    used = set(input_columns) - set(excluded(config.features, contract))
     leaks = audit.leakage_audit(
-        train_frame, auditable, used, ev.audit_min_support, ev.audit_max_purity
+        train_frame, auditable, used, ev.audit_min_support, ev.audit_max_purity, contract
     )
     importance, kind = _importance(pipeline, raw[input_columns], y, config.seed)
     return Assessment(threshold, metrics, slices, leaks, curve, importance, kind)
@@ -122,6 +130,7 @@ def assess_regression(
     parts: dict[str, tuple[pd.DataFrame, np.ndarray, np.ndarray]],
     fitted_on: tuple[pd.DataFrame, np.ndarray],
     input_columns: list[str],
+    contract: Contract = CONTRACT,
 ) -> Assessment:
     """Assess a regression pipeline: error metrics of each part beside the naive
     baseline's (the median of ``fitted_on``, the window the model learnt from, by
@@ -140,8 +149,8 @@ def assess_regression(
             metrics[f"{prefix}_rmse_vs_baseline"] = ours["rmse"] / naive["rmse"]
     raw, y, predicted = parts["test"]
     slices = regression.slice_errors(
-        classification.slice_frame(raw, tuple(ev.slices)), y, predicted, ev.slice_min_support,
-        ev.slice_max_error_ratio,
+        classification.slice_frame(raw, classification.slice_columns(ev.slices, contract)),
+        y, predicted, ev.slice_min_support, ev.slice_max_error_ratio,
     )  # fmt: skip
     supported = slices["support"] >= ev.slice_min_support
     logged = slices[slices["slice"].isin(METRIC_SLICES) & supported]

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from innflow.data import SCHEMA, TARGET
+from innflow.contract import Contract
+from innflow.data import CONTRACT
 
 
-def _conditions(frame: pd.DataFrame, column: str) -> list[tuple[str, pd.Series]]:
-    kind = SCHEMA[column][0]
+def _conditions(
+    frame: pd.DataFrame, column: str, contract: Contract
+) -> list[tuple[str, pd.Series]]:
+    kind = contract.columns[column].kind
     series = frame[column]
     if kind == "str":
         return [(f"{column} == {value!r}", series == value) for value in series.dropna().unique()]
@@ -24,15 +27,16 @@ def _conditions(frame: pd.DataFrame, column: str) -> list[tuple[str, pd.Series]]
 
 
 def leakage_audit(
-    frame: pd.DataFrame, columns: list[str], used: set[str], min_support: int, max_purity: float
-) -> pd.DataFrame:
-    """Every condition with at least ``min_support`` bookings whose cancellation rate is
-    at most ``1 - max_purity`` or at least ``max_purity``.
+    frame: pd.DataFrame, columns: list[str], used: set[str], min_support: int, max_purity: float,
+    contract: Contract = CONTRACT,
+) -> pd.DataFrame:  # fmt: skip
+    """Every condition with at least ``min_support`` rows whose positive rate (the
+    bookings: cancellation rate) is at most ``1 - max_purity`` or at least ``max_purity``.
     """
-    y = frame[TARGET]
+    y = frame[contract.target]
     rows = []
     for column in columns:
-        for condition, mask in _conditions(frame, column):
+        for condition, mask in _conditions(frame, column, contract):
             support = int(mask.sum())
             if support < min_support:
                 continue

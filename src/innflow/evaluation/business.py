@@ -19,6 +19,14 @@ from innflow.config import CostConfig
 THRESHOLDS = np.round(np.arange(0.02, 0.99, 0.01), 2)
 
 
+COST_COLUMNS = ("adr", "stays_in_weekend_nights", "stays_in_week_nights")
+
+
+def applies(columns: object) -> bool:
+    """Whether a data set has what the cost needs: the nightly rate and the nights."""
+    return all(c in columns for c in COST_COLUMNS)  # type: ignore[operator]
+
+
 def missed_cancellation_cost(raw: pd.DataFrame, cost: CostConfig) -> np.ndarray:
     """Per booking: revenue lost if it cancels and the room stays empty."""
     nights = raw["stays_in_weekend_nights"].to_numpy(float) + raw["stays_in_week_nights"].to_numpy(

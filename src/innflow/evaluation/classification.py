@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from innflow.contract import Contract
+
 METRIC_NAMES = ("roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "f1", "precision", "recall")
 
 
@@ -75,6 +77,21 @@ LEAD_TIME_BUCKETS = (-1, 7, 30, 90, 180, 365, np.inf)
 LEAD_TIME_LABELS = ("0-7d", "8-30d", "31-90d", "91-180d", "181-365d", ">365d")
 
 
+def slice_columns(configured: list[str], contract: Contract) -> tuple[str, ...]:
+    """The configured slices the contract has (``lead_time_bucket`` needs ``lead_time``);
+    when it has none of them (another data set under the bookings' default list), its
+    text features.
+    """
+    present = tuple(
+        c for c in configured
+        if c in contract.columns or (c == "lead_time_bucket" and "lead_time" in contract.columns)
+    )  # fmt: skip
+    if present:
+        return present
+    return tuple(c for c in contract.inputs if contract.columns[c].type == "text"
+                 and contract.columns[c].role == "feature")  # fmt: skip
+
+
 def slice_frame(raw: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     """The columns to slice by that the data have, with lead time bucketed (all as text)."""
     out = pd.DataFrame(index=raw.index)
@@ -123,4 +140,8 @@ def slice_metrics(
                     ),
                 }
             )
-    return pd.DataFrame(rows).sort_values(["slice", "support"], ascending=[True, False])
+    columns = ["slice", "value", "support", "cancel_rate", "mean_proba", "roc_auc", "brier",
+               "flagged"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns).sort_values(
+        ["slice", "support"], ascending=[True, False]
+    )

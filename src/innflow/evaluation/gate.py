@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from innflow.config import EvaluationConfig, GateConfig
+from innflow.contract import Contract
+from innflow.data import CONTRACT
 from innflow.evaluation import business, classification, regression
 
 LOWER_IS_BETTER = {"brier", "log_loss", "cost", "ece"}
@@ -36,17 +38,20 @@ class GateDecision:
 
 
 def window_metrics(
-    raw: pd.DataFrame, y: np.ndarray, proba: np.ndarray, threshold: float, ev: EvaluationConfig
-) -> tuple[dict[str, float], pd.DataFrame]:
+    raw: pd.DataFrame, y: np.ndarray, proba: np.ndarray, threshold: float, ev: EvaluationConfig,
+    contract: Contract = CONTRACT,
+) -> tuple[dict[str, float], pd.DataFrame]:  # fmt: skip
     """What the gate looks at for one model on one window: metrics, ECE, cost at the
     model's threshold, and slices (the same code as at training time).
     """
     metrics = classification.classification_metrics(y, proba, threshold)
     metrics["ece"] = classification.expected_calibration_error(y, proba, ev.calibration_bins)
-    miss = business.missed_cancellation_cost(raw, ev.cost)
-    metrics["cost"] = business.summarize(y, proba, miss, ev.cost.walk_cost, threshold).cost
+    if business.applies(raw.columns):
+        miss = business.missed_cancellation_cost(raw, ev.cost)
+        metrics["cost"] = business.summarize(y, proba, miss, ev.cost.walk_cost, threshold).cost
     slices = classification.slice_metrics(
-        classification.slice_frame(raw, tuple(ev.slices)), y, proba, ev.slice_min_support,
+        classification.slice_frame(raw, classification.slice_columns(ev.slices, contract)),
+        y, proba, ev.slice_min_support,
         ev.slice_max_auc_gap,
     )  # fmt: skip
     return metrics, slices
@@ -103,7 +108,7 @@ def decide(
 
 def regression_window_metrics(
     raw: pd.DataFrame, y: np.ndarray, predicted: np.ndarray, baseline: np.ndarray,
-    ev: EvaluationConfig,
+    ev: EvaluationConfig, contract: Contract = CONTRACT,
 ) -> tuple[dict[str, float], pd.DataFrame]:  # fmt: skip
     """What the gate looks at for one regression model on one window: its errors, the
     naive baseline's RMSE on the same rows, and errors by slice.
@@ -111,7 +116,8 @@ def regression_window_metrics(
     metrics = regression.regression_metrics(y, predicted)
     metrics["baseline_rmse"] = regression.regression_metrics(y, baseline)["rmse"]
     slices = regression.slice_errors(
-        classification.slice_frame(raw, tuple(ev.slices)), y, predicted, ev.slice_min_support,
+        classification.slice_frame(raw, classification.slice_columns(ev.slices, contract)),
+        y, predicted, ev.slice_min_support,
         ev.slice_max_error_ratio,
     )  # fmt: skip
     return metrics, slices

@@ -66,6 +66,11 @@ def render(title: str, assessment: Assessment, plot_dir: Path, context: dict[str
             "evaluation.baseline_groups; bias: mean of predicted - actual.</p>",
             _table(metrics),
         ]
+    elif "val_cost" not in m:  # a data set without the bookings' cost columns
+        parts += [
+            f"<h2>Metrics (threshold {assessment.threshold:.3f}, chosen on validation)</h2>",
+            _table(metrics),
+        ]
     else:
         cost = pd.DataFrame(
             {

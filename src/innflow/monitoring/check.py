@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from innflow.monitoring import drift, performance
-from innflow.monitoring.profile import Performance, ReferenceProfile
+from innflow.monitoring.profile import Errors, Performance, ReferenceProfile
 from innflow.monitoring.settings import MonitoringConfig
 
 
@@ -24,7 +24,7 @@ class MonitorResult:
     features: list[drift.FeatureDrift]
     prediction: drift.FeatureDrift
     performance: dict[str, float] | None
-    reference: Performance | None
+    reference: Performance | Errors | None  # the model's held-out figures
     variants: pd.DataFrame | None
     drift: bool
     decay: bool
@@ -121,9 +121,15 @@ def check(
         reasons.append(f"prediction PSI {prediction.psi:.3f} >= {t.prediction_psi_shift}")
     is_drift = bool(reasons)
     figures = None
-    decayed = []
+    decayed: list[str] = []
     known = ~np.isnan(labels) if labels is not None else np.zeros(len(scores), dtype=bool)
-    if known.any():
+    reference: Performance | Errors | None = profile.performance
+    if profile.errors is not None:  # a regression model
+        reference = profile.errors
+        if known.any():
+            y = np.asarray(labels, dtype="float64")[known]
+            figures, decayed = _errors(profile.errors, y, np.asarray(scores)[known], t)
+    elif known.any():
         y = np.asarray(labels)[known].astype(int)
         figures = performance.figures(y, np.asarray(scores)[known], t.calibration_bins)
         reference = profile.performance
@@ -146,9 +152,37 @@ def check(
         features,
         prediction,
         figures,
-        profile.performance,
+        reference,
         variants,
         is_drift,
         bool(decayed),
         reasons + decayed,
     )
+
+
+def _errors(
+    reference: Errors, y: np.ndarray, predicted: np.ndarray, t: MonitoringConfig
+) -> tuple[dict[str, float], list[str]]:
+    """A regression model's errors on the labelled rows, and its decay against the test
+    window's: RMSE risen by more than ``max_rmse_rise`` (a fraction), or the mean error
+    moved by more than ``max_bias_shift`` of the target's mean (prices moved under it).
+    """
+    error = predicted - y
+    figures = {
+        "rows": float(len(y)), "target_mean": float(y.mean()),
+        "rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error))),
+        "bias": float(error.mean()),
+    }  # fmt: skip
+    decayed = []
+    if len(y) >= t.min_labelled_rows:
+        rise = figures["rmse"] / reference.rmse - 1 if reference.rmse > 0 else 0.0
+        if rise > t.max_rmse_rise:
+            decayed.append(f"RMSE rise {rise:.1%} > {t.max_rmse_rise:.0%} vs the model's test "
+                           f"({figures['rmse']:.4f} vs {reference.rmse:.4f})")  # fmt: skip
+        scale = abs(reference.target_mean) or 1.0
+        shift = abs(figures["bias"] - reference.bias) / scale
+        if shift > t.max_bias_shift:
+            decayed.append(f"mean error {figures['bias']:+.4f} vs the model's test "
+                           f"{reference.bias:+.4f}: moved {shift:.1%} of the target's mean "
+                           f"(> {t.max_bias_shift:.0%})")  # fmt: skip
+    return figures, decayed

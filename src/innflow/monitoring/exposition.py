@@ -55,7 +55,8 @@ def write_textfile(result: MonitorResult, model: dict[str, str], path: Path) -> 
     performance = gauge(
         "innflow_monitor_performance", "Performance on labelled rows", ("metric", "scope")
     )
-    for name in ("roc_auc", "brier", "ece"):
+    regression = result.reference is not None and hasattr(result.reference, "rmse")
+    for name in ("rmse", "mae", "bias") if regression else ("roc_auc", "brier", "ece"):
         put(performance, (result.performance or {}).get(name, math.nan), metric=name, scope="batch")
         if result.reference is not None:
             put(performance, getattr(result.reference, name), metric=name, scope="reference")

@@ -80,7 +80,7 @@ def render(result: MonitorResult, context: dict[str, str], thresholds: Monitorin
         ]
         body += ["<h2>Performance on rows with a known outcome</h2>", table(pd.DataFrame(rows))]
     if result.variants is not None and len(result.variants):
-        reference_auc = result.reference.roc_auc if result.reference else None
+        reference_auc = getattr(result.reference, "roc_auc", None)
         body += [
             "<h2>Serving variants</h2>",
             f"<p>ROC AUC with a {thresholds.confidence:.0%} bootstrap interval "

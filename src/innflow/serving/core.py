@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from innflow import data
-from innflow.contract import Contract, checks, parse
+from innflow.contract import Contract, checks
+from innflow.contract.bookings import of_model
 from innflow.serving import accelerate
 from innflow.serving.fastpath import FastScorer
 from innflow.serving.general import (
@@ -98,7 +99,7 @@ def from_logged(
     threshold = metadata.get("innflow_threshold")
     model = LoadedModel(
         pipeline, columns, float(0.5 if threshold is None else threshold), description, fast,
-        example, contract=model_contract(metadata), regression=regression,
+        example, contract=of_model(metadata), regression=regression,
     )  # fmt: skip
     if fast is not None and compile != "off":
         examples = []
@@ -107,16 +108,6 @@ def from_logged(
         then = (lambda: on_compiled(model)) if on_compiled is not None else None
         accelerate.accelerate(fast, examples, build=compile == "build", then=then)
     return model
-
-
-def model_contract(metadata: dict[str, Any]) -> Contract:
-    """The contract a model's run was trained under (the bookings' for models logged
-    before contracts rode along, or under the bundled one itself).
-    """
-    text = metadata.get("innflow_contract")
-    if not text or text == data.CONTRACT.text:
-        return data.CONTRACT
-    return parse(text, "the model's contract")
 
 
 def from_pyfunc(pyfunc: Any, description: dict[str, Any], example: Any) -> LoadedModel:

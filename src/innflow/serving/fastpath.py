@@ -211,13 +211,17 @@ class FastScorer:
 
     @staticmethod
     def supports(pipeline: Any) -> bool:
-        """The steps this path knows, trees on ordinal codes (the linear model's one-hot
-        path stays in sklearn).
+        """The steps this path knows: the bookings' features, trees on ordinal codes (the
+        linear model's one-hot path stays in sklearn).
         """
         from sklearn.preprocessing import OrdinalEncoder
 
+        from innflow.modeling.features import BookingFeatures
+
         if tuple(pipeline.named_steps) != STEPS:
             return False
+        if not isinstance(pipeline.named_steps["features"], BookingFeatures):
+            return False  # another data set's features: the pipeline computes them
         encode = pipeline.named_steps["encode"]
         numeric_spec = dict((name, spec) for name, spec, _ in encode.transformers)["numeric"]
         categorical = encode.named_transformers_["categorical"]

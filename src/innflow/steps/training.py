@@ -19,15 +19,12 @@ from innflow import data as bookings
 from innflow.config import Config
 from innflow.contract import Contract
 from innflow.errors import ConfigError, DataValidationError
-from innflow.evaluation import assessment
+from innflow.evaluation import assessment, business
 from innflow.evaluation.assessment import Assessment
 from innflow.modeling import models
 from innflow.reproducibility import provenance
 
 Step = Callable[[str], None]
-# What the evaluation reads beside the model's inputs: the cost (rate x nights) and the slices.
-EVALUATED_COLUMNS = ("adr", "stays_in_weekend_nights", "stays_in_week_nights", "lead_time",
-                     "hotel", "market_segment")  # fmt: skip
 
 
 def quiet(_: str) -> None:
@@ -83,11 +80,18 @@ def prepare(config: Config) -> Prepared:
     contract = bookings.contract_at(config.data.contract)
     if contract.target is None:
         raise ConfigError(f"{config.data.contract}: the contract names no target (target: COLUMN)")
-    if contract.task == "binary" and not set(EVALUATED_COLUMNS) <= set(contract.columns):
+    if (contract.task == "binary" and config.evaluation.threshold == "min_cost"
+            and not business.applies(contract.columns)):  # fmt: skip
         raise ConfigError(
-            f"{config.data.contract}: a binary model is evaluated with the bookings' "
-            f"columns ({', '.join(EVALUATED_COLUMNS)}) for now; other data sets train as "
-            "regression, and `innflow data check --contract` validates any data set"
+            f"evaluation.threshold min_cost weighs the bookings' cost, which needs the "
+            f"columns {', '.join(business.COST_COLUMNS)}; contract {contract.name} lacks them: "
+            "set evaluation.threshold=max_f1 (or a probability)"
+        )
+    if (contract.task == "binary" and "cost" in config.registry.gate.compare_metrics
+            and not business.applies(contract.columns)):  # fmt: skip
+        raise ConfigError(
+            f"registry.gate.compare_metrics: cost is not measured for contract "
+            f"{contract.name} (no {', '.join(business.COST_COLUMNS)})"
         )
     unknown = sorted(set(config.evaluation.baseline_groups) - set(contract.columns))
     if unknown:
@@ -181,12 +185,12 @@ def evaluate(prepared: Prepared, fitted: Fitted) -> Trained:
     if fitted.threshold is None:
         result = assessment.assess_regression(
             prepared.config, fitted.pipeline, parts, prepared.fitted_on(),
-            prepared.input_columns,
+            prepared.input_columns, prepared.contract,
         )  # fmt: skip
         return Trained(fitted, result)
     result = assessment.assess(
         prepared.config, fitted.pipeline, fitted.threshold, parts, split.train,
-        prepared.input_columns,
+        prepared.input_columns, prepared.contract,
     )  # fmt: skip
     return Trained(fitted, result)
 

@@ -6,6 +6,7 @@ Prometheus outputs. Returns the status; the CLI turns an alert into exit 4.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -20,8 +21,10 @@ from pydantic import ValidationError
 from innflow import data as bookings
 from innflow import tracking
 from innflow.config import Config
+from innflow.contract import Contract
+from innflow.contract.bookings import of_model
 from innflow.errors import ConfigError, DataValidationError, RunNotFoundError
-from innflow.modeling import model_inputs
+from innflow.modeling import model_inputs, models
 from innflow.monitoring import exposition, page
 from innflow.monitoring import profile as profiles
 from innflow.monitoring.check import MonitorResult, check
@@ -50,16 +53,26 @@ class Observed:
     log: pd.DataFrame | None
 
 
-def _outcomes(frame: pd.DataFrame) -> np.ndarray | None:
+def _outcomes(frame: pd.DataFrame, contract: Contract) -> np.ndarray | None:
     """Outcomes aligned with the rows, NaN where not yet known; None when none is known."""
-    if bookings.TARGET not in frame or not frame[bookings.TARGET].notna().any():
+    target = str(contract.target)
+    if target not in frame or not frame[target].notna().any():
         return None
-    known = frame[frame[bookings.TARGET].notna()]
-    bookings.validate(known, (bookings.TARGET,))
-    return frame[bookings.TARGET].to_numpy(dtype="float64")
+    known = frame[frame[target].notna()]
+    bookings.validate(known, (target,), contract)
+    return frame[target].to_numpy(dtype="float64")
 
 
-def _probabilities(frame: pd.DataFrame, where: str) -> np.ndarray:
+def _scores(frame: pd.DataFrame, where: str, contract: Contract) -> np.ndarray:
+    """The scores a file or log carries: probabilities in [0, 1], or a regression's
+    numbers (``prediction``).
+    """
+    if contract.task == "regression":
+        values = pd.to_numeric(frame["prediction"], errors="coerce").to_numpy(dtype="float64")
+        bad = int((~np.isfinite(values)).sum())
+        if bad:
+            raise DataValidationError(f"{where}: column 'prediction': {bad} rows are not numbers")
+        return values
     values = pd.to_numeric(frame["probability"], errors="coerce").to_numpy(dtype="float64")
     bad = int((np.isnan(values) | (values < 0) | (values > 1)).sum())
     if bad:
@@ -67,27 +80,47 @@ def _probabilities(frame: pd.DataFrame, where: str) -> np.ndarray:
     return values
 
 
-def read_batch(path: Path, columns: list[str], since: date | None) -> Observed:
-    """A bookings file (parquet/CSV); its own ``probability`` column is used when present
-    (the output of `innflow score`), else the model scores it.
+def _event_times(inputs: pd.DataFrame, contract: Contract) -> pd.Series | None:
+    """Each row's event time, when the contract has one and the inputs hold its parts."""
+    rule = contract.event_time
+    parts = [rule] if isinstance(rule, str) else [rule.year, rule.month, rule.day] if rule else []
+    if not parts or not set(parts) <= set(inputs.columns):
+        return None
+    return bookings.event_times(inputs, contract)
+
+
+def _score_column(contract: Contract) -> str:
+    return "prediction" if contract.task == "regression" else "probability"
+
+
+def read_batch(
+    path: Path, columns: list[str], since: date | None, contract: Contract = bookings.CONTRACT
+) -> Observed:
+    """A data file (parquet/CSV); its own ``probability`` (a regression's ``prediction``)
+    column is used when present (the output of `innflow score`), else the model scores it.
     """
     frame = bookings.read_table(path).reset_index(drop=True)
-    inputs = bookings.validate(frame, tuple(columns))
-    if since is not None and "arrival_date_year" in inputs:
-        keep = (bookings.arrival_dates(inputs) >= pd.Timestamp(since)).to_numpy()
+    inputs = bookings.validate(frame, tuple(columns), contract)
+    times = _event_times(inputs, contract) if since is not None else None
+    if since is not None and times is not None:
+        keep = (times >= pd.Timestamp(since)).to_numpy()
         frame, inputs = frame[keep].reset_index(drop=True), inputs[keep].reset_index(drop=True)
         if frame.empty:
-            raise DataValidationError(f"{path}: no bookings arriving on or after {since}")
-    scores = _probabilities(frame, str(path)) if "probability" in frame else None
-    return Observed(f"batch {path}", inputs, scores, _outcomes(frame), None)
+            rule = contract.event_time
+            when = rule.name if rule is not None and not isinstance(rule, str) else rule
+            raise DataValidationError(f"{path}: no rows whose {when} is on or after {since}")
+    column = _score_column(contract)
+    scores = _scores(frame, str(path), contract) if column in frame else None
+    return Observed(f"batch {path}", inputs, scores, _outcomes(frame, contract), None)
 
 
 def read_log(
-    directory: Path, columns: list[str], since: date | None, version: str | None
-) -> Observed:
-    """The serving prediction log; rows carry outcomes once ``is_canceled`` has been joined
-    in. Drift is measured on the monitored version's rows (a shadow scores the same
-    bookings again); the variant comparison uses every labelled row.
+    directory: Path, columns: list[str], since: date | None, version: str | None,
+    contract: Contract = bookings.CONTRACT,
+) -> Observed:  # fmt: skip
+    """The serving prediction log; rows carry outcomes once the target (``is_canceled``)
+    has been joined in. Drift is measured on the monitored version's rows (a shadow scores
+    the same rows again); the variant comparison (binary models) uses every labelled row.
     """
     if not directory.is_dir():
         raise DataValidationError(f"prediction log directory not found: {directory}")
@@ -98,7 +131,8 @@ def read_log(
         frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     except (OSError, ValueError) as e:
         raise DataValidationError(f"{directory}: unreadable prediction log: {e}") from e
-    missing = [c for c in LOG_COLUMNS if c not in frame]
+    expected = (_score_column(contract), *LOG_COLUMNS[1:])
+    missing = [c for c in expected if c not in frame]
     if missing:
         raise DataValidationError(
             f"{directory}: not a prediction log, missing {', '.join(missing)}"
@@ -110,18 +144,18 @@ def read_log(
     frame["model_version"] = frame["model_version"].astype(str)
     ours = frame[frame["model_version"] == version] if version is not None else frame
     ours = (ours if len(ours) else frame).reset_index(drop=True)
-    inputs = bookings.validate(ours, tuple(columns))
-    labels = _outcomes(ours)
-    labelled = frame.iloc[:0]
-    if _outcomes(frame) is not None:
-        labelled = frame[frame[bookings.TARGET].notna()]
-    log = labelled.assign(probability=_probabilities(labelled, str(directory)))
+    inputs = bookings.validate(ours, tuple(columns), contract)
+    labels = _outcomes(ours, contract)
+    log = None
+    if contract.task == "binary" and _outcomes(frame, contract) is not None:
+        labelled = frame[frame[str(contract.target)].notna()]
+        log = labelled.assign(probability=_scores(labelled, str(directory), contract))
     return Observed(
         f"log {directory}",
         inputs,
-        _probabilities(ours, str(directory)),
+        _scores(ours, str(directory), contract),
         labels,
-        log if len(log) else None,
+        log if log is not None and len(log) else None,
     )
 
 
@@ -172,19 +206,20 @@ def monitor(
     tracking.connect(config.tracking.uri)
     profile, described = load_profile(model_uri)
     ours = described["metadata"].get("innflow_input_columns")
+    contract = of_model(described["metadata"]) if ours else bookings.CONTRACT
     # A model innflow did not train: the booking columns its signature takes.
     signature = model_inputs.raw_columns(tracking.signature_inputs(described) or [])
     columns = list(ours or signature or profile.features)
     version = described.get("version")
     observed = (
-        read_batch(batch, columns, since)
+        read_batch(batch, columns, since, contract)
         if batch is not None
-        else read_log(log, columns, since, version)  # type: ignore[arg-type]
+        else read_log(log, columns, since, version, contract)  # type: ignore[arg-type]
     )
     scores = observed.scores
     if scores is None and ours:
         pipeline, _ = tracking.load_for_serving(described["resolved_uri"])
-        scores = pipeline.predict_proba(observed.inputs[columns])[:, 1]
+        scores = models.predict(pipeline, observed.inputs[columns], threads=os.cpu_count() or 1)
     elif scores is None:
         scores = challenger.scores(described["resolved_uri"], described, observed.inputs)
     started = time.perf_counter()

@@ -197,8 +197,10 @@ def _window_metrics(
         naive = regression.group_median_baseline(
             *prepared.fitted_on(), raw, config.evaluation.baseline_groups
         )
-        return gate.regression_window_metrics(raw, y, scores, naive, config.evaluation)
-    return gate.window_metrics(raw, y, scores, threshold, config.evaluation)
+        return gate.regression_window_metrics(
+            raw, y, scores, naive, config.evaluation, prepared.contract
+        )
+    return gate.window_metrics(raw, y, scores, threshold, config.evaluation, prepared.contract)
 
 
 def _threshold(version) -> float:

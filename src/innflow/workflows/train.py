@@ -130,9 +130,10 @@ def _classification_plots(
     plots.precision_recall(y, p, t, plot_dir / "precision_recall.png")
     plots.calibration(y, p, plot_dir / "calibration.png", config.evaluation.calibration_bins)
     plots.confusion(y, p, t, plot_dir / "confusion_matrix.png")
-    plots.cost_curve(
-        result.cost_curve, t, result.metrics["test_cost_baseline"], plot_dir / "cost_curve.png"
-    )
+    if "test_cost_baseline" in result.metrics:
+        plots.cost_curve(
+            result.cost_curve, t, result.metrics["test_cost_baseline"], plot_dir / "cost_curve.png"
+        )
     plots.slices(
         result.slices, result.metrics["test_roc_auc"], plot_dir / "slices.png",
         config.evaluation.slice_min_support,

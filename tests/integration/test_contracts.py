@@ -1,0 +1,192 @@
+"""Many models on one platform: the nightly-rate (ADR) model through its whole lifecycle,
+and a data set of another shape brought with a drafted contract and no code, as a
+regression and as a binary model: train, register, gate, serve, score, monitor.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from mlflow import MlflowClient
+
+from innflow.serving.app import create_app
+from innflow.serving.loading import load
+from innflow.workflows.score import score_file
+
+ROOT = Path(__file__).resolve().parents[2]
+ADR = ["--config", str(ROOT / "configs" / "adr.yaml")]
+
+
+def _set(overrides: list[str]) -> list[str]:
+    return [arg for o in overrides for arg in ("--set", o)]
+
+
+def _gym(rows: int = 2400, seed: int = 7) -> pd.DataFrame:
+    """A gym's members, nothing like a booking: an id, text, nullable integers, a price, a
+    date as ISO text, a churn flag and next month's spend (a signal in both)."""
+    rng = np.random.default_rng(seed)
+    plan = rng.choice(["basic", "plus", "premium"], rows, p=[0.5, 0.3, 0.2])
+    club = rng.choice(["north", "south", "east", "west"], rows)
+    visits = rng.poisson(6, rows)
+    age = rng.integers(18, 70, rows).astype("float64")
+    age[rng.random(rows) < 0.05] = np.nan
+    fee = np.select([plan == "basic", plan == "plus"], [19.9, 29.9], 44.9) + rng.normal(0, 1, rows)
+    logit = 1.0 - 0.35 * visits + np.where(plan == "premium", -0.8, 0.0)
+    joined = pd.Timestamp("2021-01-01") + pd.to_timedelta(np.sort(rng.integers(0, 730, rows)), "D")
+    return pd.DataFrame({
+        "member_id": np.arange(100_000, 100_000 + rows),
+        "club": club, "age": pd.array(age, dtype="Int64"), "visits_last_month": visits,
+        "plan": plan, "monthly_fee": np.round(fee, 2),
+        "joined_on": joined.strftime("%Y-%m-%d"),
+        "churned": (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int),
+        "spend_next_month": np.round(fee + 3.0 * visits + np.where(club == "north", 8, 0)
+                                     + rng.normal(0, 4, rows), 2),
+    })  # fmt: skip
+
+
+def _decide(contract: Path, **roles: str) -> None:
+    """What the person reading the draft does: set the roles it asks about."""
+    text = contract.read_text()
+    for column, role in roles.items():
+        line = next(line for line in text.splitlines() if line.startswith(f'  "{column}":'))
+        text = text.replace(line, line.replace("}", f", role: {role}}}", 1))
+    contract.write_text(text)
+
+
+@pytest.mark.slow
+def test_the_adr_model_runs_the_whole_lifecycle(workdir, cli) -> None:
+    overrides = _set([f"data.path={workdir.data}", "model.params.n_estimators=60"])
+    first = cli("pipeline", *ADR, *overrides, "--json")
+    assert first.code == 0, first.stderr
+    run_id = json.loads(first.stdout)["run_id"]
+    client = MlflowClient(workdir.store)
+    run = client.get_run(run_id)
+    tags, metrics = run.data.tags, run.data.metrics
+    assert tags["innflow.model_task"] == "regression"
+    assert tags["innflow.contract"] == "hotel_bookings_adr"
+    assert "innflow.threshold" not in tags and "threshold" not in metrics
+    columns = run.data.params["input_columns"].split(",")
+    assert "is_canceled" not in columns and "adr" not in columns
+    assert not {"country", "assigned_room_type", "reservation_status"} & set(columns)
+    for name in ("test_rmse", "test_mae", "test_r2", "test_baseline_rmse", "val_rmse"):
+        assert np.isfinite(metrics[name]), name
+    assert metrics["test_rmse_vs_baseline"] == pytest.approx(
+        metrics["test_rmse"] / metrics["test_baseline_rmse"]
+    )
+    artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
+    assert {"plots/predicted_vs_actual.png", "plots/residuals.png", "plots/slices.png"} <= artifacts
+    contract = client.download_artifacts(run_id, "data/contract.yaml", str(workdir.path))
+    assert "target: adr" in Path(contract).read_text()  # resolved: the whole contract
+
+    version = client.get_model_version_by_alias("hotel-booking-adr", "staging")
+    gate_checks = {
+        c["check"]
+        for c in json.loads(
+            Path(
+                client.download_artifacts(
+                    run_id, f"gate/report-v{version.version}.json", str(workdir.path)
+                )
+            ).read_text()
+        )["checks"]
+    }
+    assert {"r2", "baseline"} <= gate_checks  # the regression gate, not ROC AUC
+    assert cli("promote", version.version, "--approved-by", "ana", *ADR,
+               *overrides).code == 0  # fmt: skip
+    # the cancellation model's config refuses to gate it (its contract is binary)
+    wrong = cli("gate", version.version, "--set", "registry.model_name=hotel-booking-adr",
+                *overrides)  # fmt: skip
+    assert wrong.code == 2 and "is a regression model" in wrong.stderr
+
+    model = load("models:/hotel-booking-adr@production")
+    assert model.regression and model.fast is None
+    bookings = pd.read_parquet(workdir.data)
+    rows = json.loads(bookings.tail(3).drop(columns=["adr"]).to_json(orient="records"))
+    http = TestClient(create_app(model))
+    answered = http.post("/invocations", json={"dataframe_records": rows})
+    assert answered.status_code == 200, answered.text
+    served = np.asarray(answered.json()["predictions"])
+    logged = model.pipeline.predict(bookings.tail(3)[model.columns])
+    assert served.shape == (3,) and np.array_equal(served, logged)
+    assert http.post("/predict", json={"dataframe_records": rows}).json()["predictions"][0][
+        "prediction"] == served[0]  # fmt: skip
+    bad = [dict(r) for r in rows]
+    bad[1]["adults"] = -2
+    refused = http.post("/invocations", json={"dataframe_records": bad})
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == [{"row": 1, "field": "adults", "problem": "value negative"}]
+    assert http.get("/metadata").json()["task"] == "regression"
+
+    scored = workdir.path / "scored.parquet"
+    outcome = score_file("models:/hotel-booking-adr@production", workdir.data, scored)
+    written = pd.read_parquet(scored)
+    assert outcome.scored == len(bookings) and "probability" not in written
+    assert np.allclose(written["prediction"].to_numpy(dtype="float64"),
+                       model.pipeline.predict(bookings[model.columns]))  # fmt: skip
+
+    watched = cli("monitor", "--batch", str(workdir.data), "--model-uri",
+                  "models:/hotel-booking-adr@production", "--json", *ADR)  # fmt: skip
+    assert watched.code in (0, 4), watched.stderr
+    report = json.loads(watched.stdout)
+    assert report["performance"]["rmse"] > 0 and report["reference_performance"][
+        "rmse"
+    ] == pytest.approx(metrics["test_rmse"])
+    months = cli("backtest", *ADR, *overrides, "--start", "2017-03", "--end", "2017-04", "--json")
+    assert months.code == 0, months.stderr
+    table = json.loads(months.stdout)["months"]
+    assert [m["month"] for m in table] == ["2017-03", "2017-04"]
+    assert all(m["rmse"] > 0 and m["baseline_rmse"] > 0 for m in table)
+
+
+@pytest.mark.slow
+def test_a_data_set_of_another_shape_comes_with_a_contract_and_no_code(workdir, cli) -> None:
+    data_file = workdir.path / "gym.parquet"
+    members = _gym()
+    members.to_parquet(data_file)
+    split = ["split.validation_start=2022-01-01", "split.test_start=2022-07-01"]
+    for target, other, task, extra in (
+        ("spend_next_month", "churned", "regression", []),
+        ("churned", "spend_next_month", "binary",
+         ["evaluation.threshold=max_f1", "registry.gate.min_roc_auc=0.6"]),
+    ):  # fmt: skip
+        contract = workdir.path / f"{target}.yaml"
+        drafted = cli("contract", "init", str(data_file), "--target", target, "--time-column",
+                      "joined_on", "-o", str(contract))  # fmt: skip
+        assert drafted.code == 0, drafted.stderr
+        assert f"task: {task}" in contract.read_text()
+        _decide(contract, member_id="identifier", **{other: "outcome"})
+        name = f"gym-{target}"
+        overrides = _set([f"data.path={data_file}", f"data.contract={contract}",
+                          f"registry.model_name={name}", "model.params.n_estimators=60",
+                          *split, *extra])  # fmt: skip
+        if task == "binary":  # the bookings' cost needs columns a gym does not have
+            refused = cli("pipeline", *_set([f"data.path={data_file}",
+                                             f"data.contract={contract}", *split]))  # fmt: skip
+            assert refused.code == 2 and "set evaluation.threshold=max_f1" in refused.stderr
+        done = cli("pipeline", *overrides, "--json")
+        assert done.code == 0, done.stderr
+        run = MlflowClient(workdir.store).get_run(json.loads(done.stdout)["run_id"])
+        used = run.data.params["input_columns"].split(",")
+        assert "member_id" not in used and other not in used and target not in used
+        assert run.data.tags["innflow.split"] == "time"
+        staged = MlflowClient(workdir.store).get_model_version_by_alias(name, "staging")
+        assert staged.tags["innflow.gate"] == "passed", staged.tags.get("innflow.gate_reasons")
+        model = load(f"models:/{name}@staging")
+        assert model.fast is None and model.contract.name == "gym"
+        http = TestClient(create_app(model))
+        rows = json.loads(members.tail(2).drop(columns=[target]).to_json(orient="records"))
+        answered = http.post("/invocations", json={"dataframe_records": rows})
+        assert answered.status_code == 200, answered.text
+        predictions = np.asarray(answered.json()["predictions"])
+        assert predictions.shape == ((2,) if task == "regression" else (2, 2))
+        bad = [dict(r) for r in rows]
+        bad[0]["visits_last_month"], bad[1]["joined_on"] = -1, "2022-02-30"
+        refused = http.post("/invocations", json={"dataframe_records": bad}).json()["errors"]
+        assert {(e["row"], e["field"]) for e in refused} == {(0, "visits_last_month"),
+                                                            (1, "joined_on")}  # fmt: skip
+        typo = http.post("/invocations", json={"dataframe_records": [{**rows[0], "vists": 1}]})
+        assert typo.status_code == 400 and typo.json()["errors"][0]["field"] == "vists"
