@@ -60,7 +60,9 @@ def _decide(contract: Path, **roles: str) -> None:
 
 @pytest.mark.slow
 def test_the_adr_model_runs_the_whole_lifecycle(workdir, cli) -> None:
-    overrides = _set([f"data.path={workdir.data}", "model.params.n_estimators=60"])
+    # paths in a config are the working directory's, as data.path is
+    contract = ROOT / "configs" / "contracts" / "adr.yaml"
+    overrides = _set([f"data.path={workdir.data}", f"data.contract={contract}"])
     first = cli("pipeline", *ADR, *overrides, "--json")
     assert first.code == 0, first.stderr
     run_id = json.loads(first.stdout)["run_id"]
@@ -80,8 +82,8 @@ def test_the_adr_model_runs_the_whole_lifecycle(workdir, cli) -> None:
     )
     artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert {"plots/predicted_vs_actual.png", "plots/residuals.png", "plots/slices.png"} <= artifacts
-    contract = client.download_artifacts(run_id, "data/contract.yaml", str(workdir.path))
-    assert "target: adr" in Path(contract).read_text()  # resolved: the whole contract
+    logged = client.download_artifacts(run_id, "data/contract.yaml", str(workdir.path))
+    assert "target: adr" in Path(logged).read_text()  # resolved: the whole contract
 
     version = client.get_model_version_by_alias("hotel-booking-adr", "staging")
     gate_checks = {
@@ -95,11 +97,11 @@ def test_the_adr_model_runs_the_whole_lifecycle(workdir, cli) -> None:
         )["checks"]
     }
     assert {"r2", "baseline"} <= gate_checks  # the regression gate, not ROC AUC
-    assert cli("promote", version.version, "--approved-by", "ana", *ADR,
+    assert cli("promote", str(version.version), "--approved-by", "ana", *ADR,
                *overrides).code == 0  # fmt: skip
     # the cancellation model's config refuses to gate it (its contract is binary)
-    wrong = cli("gate", version.version, "--set", "registry.model_name=hotel-booking-adr",
-                *overrides)  # fmt: skip
+    wrong = cli("gate", str(version.version), *_set(["registry.model_name=hotel-booking-adr",
+                                                      f"data.path={workdir.data}"]))  # fmt: skip
     assert wrong.code == 2 and "is a regression model" in wrong.stderr
 
     model = load("models:/hotel-booking-adr@production")

@@ -48,6 +48,16 @@ def test_compose_has_the_team_stack(compose: dict) -> None:
         "serve", "--model-uri", "models:/hotel-booking-cancellation@production"
     ]  # fmt: skip
     assert services["serve"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # the second model (configs/adr.yaml) as its own service, scraped beside the first
+    adr = services["serve-adr"]
+    assert adr["command"][:3] == ["serve", "--model-uri", "models:/hotel-booking-adr@production"]
+    assert adr["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert {p.split(":")[1] for p in (services["serve"]["ports"] + adr["ports"])} == {
+        "8080", "8081"
+    }  # fmt: skip
+    scraped = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = next(j for j in scraped["scrape_configs"] if j["job_name"] == "innflow-serve")
+    assert set(targets["static_configs"][0]["targets"]) == {"serve:8080", "serve-adr:8080"}
     assert services["dashboard"]["command"][0] == "dashboard"
     assert services["dashboard"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
@@ -91,7 +101,7 @@ def test_prometheus_scrapes_the_service_and_grafana_is_provisioned(compose: dict
     prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"]
                for t in c["targets"]]  # fmt: skip
-    assert targets == ["serve:8080", "node-exporter:9100"]
+    assert targets == ["serve:8080", "serve-adr:8080", "node-exporter:9100"]
     assert prometheus["rule_files"] == ["/etc/prometheus/alerts.yml"]
     mounts = compose["services"]["prometheus"]["volumes"]
     assert "./prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in mounts

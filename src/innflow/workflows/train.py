@@ -203,7 +203,7 @@ def train(
                 target=str(prepared.contract.target),
             )
             fitted = fitting.result()
-            on_step("evaluating (metrics, slices, cost, explanations) while logging the model")
+            on_step("evaluating (metrics, slices, explanations) while logging the model")
             with tempfile.TemporaryDirectory(prefix="innflow-evaluation-") as tmp:
                 evaluating = pool.submit(_write_evaluation, prepared, fitted, Path(tmp))
                 reference = _reference_profile(prepared, fitted)
