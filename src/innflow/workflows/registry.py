@@ -365,18 +365,21 @@ def rollback(config: Config, who: str, why: str) -> dict[str, str]:
 
 
 def listing(config: Config, name: str | None = None) -> list[dict[str, str]]:
-    """Every version with its aliases, gate status and key metrics (`innflow models`)."""
+    """Every version with its aliases, gate status and key metrics (`innflow models`): a
+    regression model's RMSE and R², a classifier's ROC AUC and Brier.
+    """
     tracking.connect(config.tracking.uri)
     rows = []
     for v, aliases in tracking.versions(name or config.registry.model_name):
+        shown = ("test_rmse", "test_r2") if "innflow.test_rmse" in v.tags else (
+            "test_roc_auc", "test_brier")  # fmt: skip
         rows.append(
             {
                 "version": str(v.version),
                 "aliases": ",".join(aliases),
                 "gate": v.tags.get("innflow.gate", "pending"),
                 "model_kind": v.tags.get("innflow.model_kind", ""),
-                "test_roc_auc": v.tags.get("innflow.test_roc_auc", ""),
-                "test_brier": v.tags.get("innflow.test_brier", ""),
+                **{key: v.tags.get(f"innflow.{key}", "") for key in shown},
                 "run_id": v.run_id or "",
                 "approved_by": v.tags.get("innflow.approved_by", ""),
             }

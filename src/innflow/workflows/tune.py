@@ -108,6 +108,17 @@ def tune(
     space = tuning.search_space(config)
     on_step("loading and validating data")
     prepared = prepare(config)
+    if prepared.contract.task != "binary":
+        raise ConfigError(
+            f"innflow tune optimises a binary model's validation {config.tuning.objective} for "
+            f"now; contract {prepared.contract.name} is {prepared.contract.task} (train its "
+            "candidates with `innflow train --set model.params.NAME=VALUE`)"
+        )
+    if config.tuning.objective == "cost" and not business.applies(prepared.contract.columns):
+        raise ConfigError(
+            f"tuning.objective cost needs the bookings' cost columns; contract "
+            f"{prepared.contract.name} lacks them: use roc_auc or log_loss"
+        )
     name = study_name or f"innflow-{config.model.kind}-{config.digest()[:10]}"
     study = _open_study(config, storage, name)
     objective_name = config.tuning.objective
