@@ -137,6 +137,12 @@ def test_the_adr_model_runs_the_whole_lifecycle(workdir, cli) -> None:
     assert report["performance"]["rmse"] > 0 and report["reference_performance"][
         "rmse"
     ] == pytest.approx(metrics["test_rmse"])
+    from innflow import config as config_module
+    from innflow.dashboard.page import render
+    from innflow.workflows.dashboard import collect
+
+    board = render(collect(config_module.load(ROOT / "configs" / "adr.yaml", [])))
+    assert "test RMSE" in board and "test R²" in board  # the dashboard shows its own figures
     months = cli("backtest", *ADR, *overrides, "--start", "2017-03", "--end", "2017-04", "--json")
     assert months.code == 0, months.stderr
     table = json.loads(months.stdout)["months"]

@@ -52,11 +52,15 @@ def _versions(data: dict[str, Any]) -> str:
     now = " ".join(
         f"<span class=alias>{_e(a)} &rarr; v{_e(v)}</span>" for a, v in sorted(aliases.items())
     )
+    # The two key figures listing() gives: a classifier's ROC AUC and Brier, a regression
+    # model's RMSE and R².
+    first, second = (("test_rmse", "RMSE"), ("test_r2", "R²")) if "test_rmse" in versions[0] \
+        else (("test_roc_auc", "ROC AUC"), ("test_brier", "Brier"))  # fmt: skip
     rows = [
         [f"v{_e(v['version'])}",
          " ".join(f"<span class=alias>{_e(a)}</span>" for a in v["aliases"].split(",") if a),
          f"<span class={'good' if v['gate'] == 'passed' else 'bad'}>{_e(v['gate'])}</span>",
-         _e(v["model_kind"]), _e(v["test_roc_auc"]), _e(v["test_brier"]),
+         _e(v["model_kind"]), _e(v.get(first[0], "")), _e(v.get(second[0], "")),
          _e(v["approved_by"]), f"<code>{_e(v['run_id'][:12])}</code>"]
         for v in versions
     ]  # fmt: skip
@@ -64,14 +68,15 @@ def _versions(data: dict[str, Any]) -> str:
     chart = lines(
         "test metrics by version",
         [f"v{v['version']}" for v in ordered],
-        {"ROC AUC": [_float(v["test_roc_auc"]) for v in ordered],
-         "Brier": [_float(v["test_brier"]) for v in ordered]},
+        {first[1]: [_float(v.get(first[0], "")) for v in ordered],
+         second[1]: [_float(v.get(second[0], "")) for v in ordered]},
         ylabel="",
     )  # fmt: skip
     table = _table(
-        ["version", "aliases", "gate", "kind", "test ROC AUC", "test Brier", "approved by", "run"],
+        ["version", "aliases", "gate", "kind", f"test {first[1]}", f"test {second[1]}",
+         "approved by", "run"],
         rows,
-    )
+    )  # fmt: skip
     return f"<p>Now: {now or '<span class=muted>no aliases set</span>'}</p>{table}{chart}"
 
 
