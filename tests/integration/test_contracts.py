@@ -196,5 +196,16 @@ def test_a_data_set_of_another_shape_comes_with_a_contract_and_no_code(workdir, 
         refused = http.post("/invocations", json={"dataframe_records": bad}).json()["errors"]
         assert {(e["row"], e["field"]) for e in refused} == {(0, "visits_last_month"),
                                                             (1, "joined_on")}  # fmt: skip
+        document = http.get("/openapi.json")
+        assert document.status_code == 200
+        operation = document.json()["paths"]["/invocations"]["post"]
+        record = operation["requestBody"]["content"]["application/json"]["schema"][
+            "properties"]["dataframe_records"]["items"]  # fmt: skip
+        assert record["properties"]["visits_last_month"] == {"type": "integer", "minimum": 0}
+        assert record["properties"]["joined_on"]["format"] == "date"
+        answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        shape = answer["properties"]["predictions"]["items"]
+        assert shape == ({"type": "number"} if task == "regression"
+                         else {"type": "array", "items": {"type": "number"}})  # fmt: skip
         typo = http.post("/invocations", json={"dataframe_records": [{**rows[0], "vists": 1}]})
         assert typo.status_code == 400 and typo.json()["errors"][0]["field"] == "vists"

@@ -186,12 +186,15 @@ def create_app(
             primary.general.schema.json_schema(parsing.IGNORED_FIELDS)
             if primary.general is not None else None
         )  # fmt: skip
-        for path, response in (
-            ("/invocations", parsing.INVOCATIONS_RESPONSE),
-            ("/predict", parsing.PREDICT_RESPONSE),
-        ):
+        answers = (
+            (parsing.REGRESSION_INVOCATIONS_RESPONSE, parsing.REGRESSION_PREDICT_RESPONSE)
+            if primary.regression else (parsing.INVOCATIONS_RESPONSE, parsing.PREDICT_RESPONSE)
+        )  # fmt: skip
+        for path, response in zip(("/invocations", "/predict"), answers, strict=True):
             operation = document["paths"][path]["post"]
-            operation["requestBody"] = parsing.request_body(primary.columns, record)
+            operation["requestBody"] = parsing.request_body(
+                primary.columns, record, primary.contract
+            )
             operation["responses"]["200"]["content"]["application/json"]["schema"] = response
         return document
 

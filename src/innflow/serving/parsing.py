@@ -18,6 +18,7 @@ import pandas as pd
 from pydantic_core import from_json
 
 from innflow import data
+from innflow.contract import Contract
 from innflow.serving import ipc
 
 if TYPE_CHECKING:
@@ -26,11 +27,12 @@ if TYPE_CHECKING:
 JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
-def booking_schema(columns: list[str]) -> dict[str, Any]:
-    """One booking as a model takes it, in JSON Schema: each input column's type,
-    nullability and domain from the data contract (what validation enforces row by row).
+def booking_schema(columns: list[str], contract: Contract = data.CONTRACT) -> dict[str, Any]:
+    """One booking (a row) as a model takes it, in JSON Schema: each input column's type,
+    nullability and domain from the model's data contract (what validation enforces row by
+    row).
     """
-    properties = {name: data.CONTRACT.columns[name].json_schema() for name in columns}
+    properties = {name: contract.columns[name].json_schema() for name in columns}
     return {"type": "object", "required": list(columns), "properties": properties,
             "description": IGNORED_FIELDS}  # fmt: skip
 
@@ -39,13 +41,15 @@ IGNORED_FIELDS = ("other booking columns (and another variant's) are accepted an
                   "named in the X-Ignored-Columns header; any other field is refused")  # fmt: skip
 
 
-def request_body(columns: list[str], record: dict[str, Any] | None = None) -> dict[str, Any]:
+def request_body(
+    columns: list[str], record: dict[str, Any] | None = None, contract: Contract = data.CONTRACT
+) -> dict[str, Any]:
     """The scoring request in the OpenAPI document, records typed by the served model's
     input columns (the routes read the body themselves: one parser for JSON and CSV, and
     errors that name row and field); ``record``: one record's schema when the model is
     not innflow's (from its signature), else a booking's.
     """
-    records = {"type": "array", "items": record or booking_schema(columns),
+    records = {"type": "array", "items": record or booking_schema(columns, contract),
                "description": "one object a booking"}  # fmt: skip
     split = {
         "type": "object",
@@ -117,6 +121,38 @@ INVOCATIONS_RESPONSE = {
             "type": "array",
             "description": "per booking [p(stay), p(cancel)], as MLflow's server answers",
             "items": {"type": "array", "items": {"type": "number"}},
+        }
+    },
+}
+
+
+# A regression model's answers: a number per row.
+REGRESSION_PREDICT_RESPONSE = {
+    "type": "object",
+    "required": ["predictions"],
+    "properties": {
+        "predictions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["prediction", "model_version", "variant"],
+                "properties": {
+                    "prediction": {"type": "number"},
+                    "model_version": {"type": "string"},
+                    "variant": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+REGRESSION_INVOCATIONS_RESPONSE = {
+    "type": "object",
+    "required": ["predictions"],
+    "properties": {
+        "predictions": {
+            "type": "array",
+            "description": "the predicted number per row, as MLflow's server answers",
+            "items": {"type": "number"},
         }
     },
 }
