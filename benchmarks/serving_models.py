@@ -73,7 +73,12 @@ def main() -> None:
     bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory(prefix="innflow-bench-models-") as tmp:
         models = _register(tmp)
-        env = {**os.environ, "INNFLOW_CACHE_DIR": f"{tmp}/cache"}
+        # mlflow models serve starts uvicorn from the PATH
+        env = {
+            **os.environ,
+            "INNFLOW_CACHE_DIR": f"{tmp}/cache",
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
         servers: dict[tuple[str, str], str] = {}
         processes = []
         try:

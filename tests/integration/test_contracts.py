@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
+from innflow.serving import core
 from innflow.serving.app import create_app
 from innflow.serving.loading import load
 from innflow.workflows.score import score_file
@@ -106,6 +107,7 @@ def test_the_adr_model_runs_the_whole_lifecycle(workdir, cli) -> None:
 
     model = load("models:/hotel-booking-adr@production")
     assert model.regression and model.fast is None
+    assert model.predictor["state"] == "lookup"  # its own fast path, verified at load
     bookings = pd.read_parquet(workdir.data)
     rows = json.loads(bookings.tail(3).drop(columns=["adr"]).to_json(orient="records"))
     http = TestClient(create_app(model))
@@ -185,6 +187,12 @@ def test_a_data_set_of_another_shape_comes_with_a_contract_and_no_code(workdir, 
         assert staged.tags["innflow.gate"] == "passed", staged.tags.get("innflow.gate_reasons")
         model = load(f"models:/{name}@staging")
         assert model.fast is None and model.contract.name == "gym"
+        assert model.predictor["state"] == "lookup"
+        # the fast path answers every row bit for bit as the pipeline (nulls, dates, levels)
+        inputs = members[model.columns]
+        exact = (model.pipeline.predict(inputs) if task == "regression"
+                 else model.pipeline.predict_proba(inputs))  # fmt: skip
+        assert np.array_equal(model.scorer.predict(core.columns_of(inputs, model.columns)), exact)
         http = TestClient(create_app(model))
         rows = json.loads(members.tail(2).drop(columns=[target]).to_json(orient="records"))
         answered = http.post("/invocations", json={"dataframe_records": rows})

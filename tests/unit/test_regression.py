@@ -108,3 +108,32 @@ def test_a_regression_model_decays_when_its_error_rises_or_its_bias_moves() -> N
     assert noisier.decay and "RMSE rise" in noisier.reasons[-1]
     shifted = check(reference, training, held_out - 12.0, t, y)  # prices rose under the model
     assert shifted.decay and "mean error" in shifted.reasons[-1]
+
+
+def test_another_contracts_fast_path_is_used_only_when_it_matches_the_pipeline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from innflow import config
+    from innflow.modeling import models
+    from innflow.serving import contract_path, core
+
+    shop = contract.from_mapping({"task": "regression", "target": "price", "columns": {
+        "store": {"type": "text"}, "units": {"type": "integer", "minimum": 0, "nullable": True},
+        "sold_on": {"type": "date"}, "price": {"type": "number"}}})  # fmt: skip
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({
+        "store": rng.choice(["a", "b", "c"], 400), "units": rng.integers(0, 9, 400).astype(float),
+        "sold_on": pd.date_range("2022-01-01", periods=400).strftime("%Y-%m-%d"),
+    })  # fmt: skip
+    frame.loc[::7, "units"] = np.nan
+    y = rng.normal(10, 2, 400) + frame["units"].fillna(0).to_numpy()
+    cfg = config.load(None, ["model.params.n_estimators=20"])
+    pipeline = models.fit(models.build_pipeline(cfg, list(frame.columns), 1, shop), frame, y, 1)
+    arrays = core.columns_of(frame, list(frame.columns))
+    scorer = contract_path.verified(pipeline, frame, arrays)
+    assert scorer is not None and np.array_equal(scorer.predict(arrays), pipeline.predict(frame))
+    # a scorer that strays by one ulp is not used: the pipeline answers
+    stray = contract_path.ContractScorer.predict
+    monkeypatch.setattr(contract_path.ContractScorer, "predict",
+                        lambda self, c: np.nextafter(stray(self, c), np.inf))  # fmt: skip
+    assert contract_path.verified(pipeline, frame, arrays) is None

@@ -16,7 +16,7 @@ import pandas as pd
 from innflow import data
 from innflow.contract import Contract, checks
 from innflow.contract.bookings import of_model
-from innflow.serving import accelerate
+from innflow.serving import accelerate, contract_path
 from innflow.serving.fastpath import FastScorer
 from innflow.serving.general import (
     THRESHOLD,
@@ -47,6 +47,7 @@ class LoadedModel:
     general: GeneralModel | None = None  # a model innflow did not train: mlflow.pyfunc
     contract: Contract = data.CONTRACT  # what requests are held to (the run's own contract)
     regression: bool = False  # answers a number per row, no probability or decision
+    scorer: Any = None  # another contract's verified fast path (serving/contract_path.py)
 
     @property
     def predictor(self) -> dict[str, Any]:
@@ -57,9 +58,12 @@ class LoadedModel:
             output = "class probabilities" if self.general.probabilities else "predictions"
             detail = f"mlflow.pyfunc model ({output}), checked by its signature"
             return {"path": "general", "state": "general", "detail": detail}
+        kind = " (regression)" if self.regression else ""
+        if self.scorer is not None:
+            detail = f"lookup tables and the estimator, verified against the pipeline{kind}"
+            return {"path": "innflow", "state": "lookup", "detail": detail}
         if self.fast is None:
-            detail = "scikit-learn pipeline" + (" (regression)" if self.regression else "")
-            return {"path": "innflow", "state": "exact", "detail": detail}
+            return {"path": "innflow", "state": "exact", "detail": f"scikit-learn pipeline{kind}"}
         return {"path": "innflow", **self.fast.status.to_dict()}
 
     @property
@@ -97,10 +101,15 @@ def from_logged(
     supported = not regression and FastScorer.supports(pipeline)
     fast = FastScorer.from_pipeline(pipeline) if supported else None
     threshold = metadata.get("innflow_threshold")
+    contract = of_model(metadata)
     model = LoadedModel(
         pipeline, columns, float(0.5 if threshold is None else threshold), description, fast,
-        example, contract=of_model(metadata), regression=regression,
+        example, contract=contract, regression=regression,
     )  # fmt: skip
+    if fast is None and example is not None and not check_frame(example, columns, contract):
+        model.scorer = contract_path.verified(
+            pipeline, example[columns], columns_of(example, columns)
+        )
     if fast is not None and compile != "off":
         examples = []
         if example is not None and not check_frame(example, columns):
@@ -272,7 +281,10 @@ def predict(model: LoadedModel, arrays: dict[str, Any]) -> Prediction:
     """Score checked columns on the model's path (``ModelFailed``: the model raised)."""
     if model.regression:
         with np.errstate(all="ignore"):
-            values = np.asarray(model.pipeline.predict(frame_of(arrays, model.columns)), "float64")
+            values = (
+                model.scorer.predict(arrays) if model.scorer is not None
+                else np.asarray(model.pipeline.predict(frame_of(arrays, model.columns)), "float64")
+            )  # fmt: skip
         return Prediction(values, {"prediction": values})
     if model.general is None:
         proba, decisions = score(model, arrays)
@@ -329,6 +341,8 @@ def score(model: LoadedModel, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray
     with np.errstate(all="ignore"):
         if model.fast is not None:
             proba = model.fast.predict_proba(arrays)
+        elif model.scorer is not None:
+            proba = model.scorer.predict(arrays)
         else:
             proba = model.pipeline.predict_proba(frame_of(arrays, model.columns))
     return proba, (proba[:, 1] >= model.threshold)

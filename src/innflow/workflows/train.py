@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from innflow import tracking
 from innflow.config import Config, flatten
 from innflow.evaluation import plots, regression, report
@@ -160,8 +158,7 @@ def _reference_profile(prepared: Prepared, fitted: Fitted) -> dict[str, Any]:
     """The monitoring profile logged with the model: the inputs of the window the logged
     model was fitted on, and the held-out test window's scores and outcomes (JSON form).
     """
-    parts = ("train", "validation") if prepared.config.model.refit_on_validation else ("train",)
-    training = pd.concat([prepared.features(p) for p in parts])
+    training = prepared.fitted_on()[0][prepared.input_columns]
     return profiles.build(
         training,
         fitted.test_scores,
