@@ -7,8 +7,8 @@ bundled data in a temporary store; the answers of both servers are checked again
 logged pipeline before timing.
 
 The cancellation model answers on its fast path (compiled trees when `innflow compile`
-has run; here LightGBM's own predictor, as no compile step is run); the ADR model on its
-scikit-learn pipeline (the fast path is the bookings' features and binary models).
+has run; here LightGBM's own predictor, as no compile step is run); the ADR model on
+another contract's fast path (serving/contract_path.py: lookup tables, then LightGBM).
 
 Run: uv run python benchmarks/serving_models.py [--rounds 4] [--seconds 4]
 Needs wrk (apt-get install wrk).
