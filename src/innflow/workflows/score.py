@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from innflow import data, tracking
+from innflow.contract.bookings import of_model
 from innflow.errors import ConfigError, DataValidationError, InnflowError
 from innflow.serving import core
 from innflow.serving.general import ModelFailed
@@ -249,10 +250,10 @@ def _score_spark(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
             f"{model_uri} was not trained by innflow: the Spark engine scores innflow's own "
             "models; score it with --engine local"
         )
-    if metadata.get("innflow_task", "binary") != "binary":
+    if metadata.get("innflow_task", "binary") != "binary" or of_model(metadata) != data.CONTRACT:
         raise DataValidationError(
-            f"{model_uri} is a {metadata['innflow_task']} model: the Spark engine scores "
-            "binary models for now; score it with --engine local"
+            f"{model_uri} is not the bookings' binary model: the Spark engine scores "
+            "those only for now; score it with --engine local"
         )
     threshold = float(metadata.get("innflow_threshold") or 0.5)
     version = str(described.get("version") or described["uri"])
