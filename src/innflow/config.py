@@ -144,7 +144,7 @@ class TuningConfig(_Frozen):
     default space for the model kind).
     """
 
-    objective: Literal["roc_auc", "log_loss", "cost"] = "roc_auc"
+    objective: Literal["roc_auc", "log_loss", "cost", "rmse", "mae"] = "roc_auc"
     trials: int = Field(default=30, ge=1)
     timeout_seconds: float | None = Field(default=None, gt=0)
     pruning: bool = True

@@ -145,11 +145,34 @@ def test_the_adr_model_runs_the_whole_lifecycle(workdir, cli) -> None:
 
     board = render(collect(config_module.load(ROOT / "configs" / "adr.yaml", [])))
     assert "test RMSE" in board and "test R²" in board  # the dashboard shows its own figures
-    months = cli("backtest", *ADR, *overrides, "--start", "2017-03", "--end", "2017-04", "--json")
+    window = ("--start", "2017-03", "--end", "2017-04")
+    months = cli("backtest", *ADR, *overrides, *window, "--json")
     assert months.code == 0, months.stderr
     table = json.loads(months.stdout)["months"]
     assert [m["month"] for m in table] == ["2017-03", "2017-04"]
     assert all(m["rmse"] > 0 and m["baseline_rmse"] > 0 for m in table)
+    # replayed with a gate that lets every challenger in, monthly retraining is the backtest
+    lenient = _set(["registry.gate.min_r2=-100", "registry.gate.beat_baseline=false",
+                    "registry.gate.relative_margin=100"])  # fmt: skip
+    page = workdir.path / "sim.html"
+    replay = cli("simulate", *ADR, *overrides, *lenient, *window, "--policy", "never",
+                 "--policy", "monthly", "--json", "--html", str(page))  # fmt: skip
+    assert replay.code == 0, replay.stderr
+    payload = json.loads(replay.stdout)
+    lived = pd.DataFrame(payload["months"])
+    monthly = lived[lived.policy == "monthly"]
+    assert monthly["champion"].tolist() == ["2017-03", "2017-04"]
+    assert np.allclose(monthly["rmse"], [m["rmse"] for m in table], rtol=0, atol=1e-9)
+    assert np.allclose(monthly["baseline_rmse"], [m["baseline_rmse"] for m in table])
+    assert "roc_auc" not in lived and "cost" not in lived
+    summary = {r["policy"]: r for r in payload["summary"]}
+    assert summary["monthly"]["promotions"] == 1 and summary["never"]["retrains"] == 0
+    parent = client.get_run(payload["parent_run_id"])
+    assert parent.data.tags["innflow.model_task"] == "regression"
+    assert parent.data.metrics["policy.monthly.mean_rmse"] == pytest.approx(
+        summary["monthly"]["mean_rmse"]
+    )
+    assert "mean_rmse" in page.read_text() and "<img" in page.read_text()
 
 
 @pytest.mark.slow
@@ -217,3 +240,22 @@ def test_a_data_set_of_another_shape_comes_with_a_contract_and_no_code(workdir, 
                          else {"type": "array", "items": {"type": "number"}})  # fmt: skip
         typo = http.post("/invocations", json={"dataframe_records": [{**rows[0], "vists": 1}]})
         assert typo.status_code == 400 and typo.json()["errors"][0]["field"] == "vists"
+
+        # tuned and replayed month by month like the bookings' model, by its task's figures
+        objective = "rmse" if task == "regression" else "roc_auc"
+        tuned = cli("tune", "--trials", "2", *overrides, *_set([f"tuning.objective={objective}"]),
+                    "--json")  # fmt: skip
+        assert tuned.code == 0, tuned.stderr
+        refit = MlflowClient(workdir.store).get_run(json.loads(tuned.stdout)["refit_run_id"])
+        assert refit.data.tags["innflow.model_task"] == task
+        assert refit.data.params["input_columns"] == run.data.params["input_columns"]
+        wrong = "roc_auc" if task == "regression" else "rmse"
+        refused = cli("tune", "--trials", "1", *overrides, *_set([f"tuning.objective={wrong}"]))
+        assert refused.code == 2 and "set tuning.objective to one of" in refused.stderr
+        replay = cli("simulate", "--start", "2022-08", "--end", "2022-09", "--policy", "never",
+                     "--policy", "monthly", "--json", *overrides)  # fmt: skip
+        assert replay.code == 0, replay.stderr
+        lived = pd.DataFrame(json.loads(replay.stdout)["months"])
+        assert lived.groupby("policy").size().to_dict() == {"monthly": 2, "never": 2}
+        figure = "rmse" if task == "regression" else "roc_auc"
+        assert lived[figure].notna().all() and "cost" not in lived  # no prices: no cost

@@ -61,3 +61,41 @@ def test_spark_engine_refuses_to_overwrite_what_it_did_not_write(registry, cli) 
     assert precious.read_text() == "not Spark's output"
     unknown = cli("score", str(SAMPLE), str(path / "x.parquet"), "--engine", "dask")
     assert unknown.code == 2 and "engine 'dask'" in unknown.stderr
+
+
+@pytest.mark.slow
+def test_spark_engine_scores_a_regression_model_of_another_contract(workdir, cli) -> None:
+    from tests.integration.test_contracts import _decide, _gym, _set
+
+    members = _gym(1200)
+    source = workdir.path / "gym.parquet"
+    members.to_parquet(source)
+    contract = workdir.path / "spend.yaml"
+    drafted = cli("contract", "init", str(source), "--target", "spend_next_month",
+                  "--time-column", "joined_on", "-o", str(contract))  # fmt: skip
+    assert drafted.code == 0, drafted.stderr
+    _decide(contract, member_id="identifier", churned="outcome")
+    trained = cli("pipeline", *_set([f"data.path={source}", f"data.contract={contract}",
+                                     "registry.model_name=gym-spend",
+                                     "model.params.n_estimators=30",
+                                     "split.validation_start=2022-01-01",
+                                     "split.test_start=2022-07-01"]))  # fmt: skip
+    assert trained.code == 0, trained.stderr
+    batch = members.drop(columns=["spend_next_month"]).head(200).copy()
+    batch.loc[3, "visits_last_month"] = -1
+    batch.loc[8, "joined_on"] = "2022-02-30"  # the contract's date rule, on Spark's workers too
+    batch.to_parquet(workdir.path / "batch.parquet", index=False)
+    uri = "models:/gym-spend@staging"
+    score_file(uri, workdir.path / "batch.parquet", workdir.path / "local.parquet")
+    result = cli("score", str(workdir.path / "batch.parquet"), str(workdir.path / "spark.parquet"),
+                 "--engine", "spark", "--model-uri", uri)  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert "198 scored, 2 rejected" in result.stdout
+    ours = pd.read_parquet(workdir.path / "local.parquet")
+    theirs = pd.read_parquet(workdir.path / "spark.parquet")
+    assert list(theirs.columns) == list(ours.columns)
+    assert "prediction" in theirs and "probability" not in theirs
+    assert (theirs["error"] == ours["error"]).all()
+    assert theirs.loc[[3, 8], "prediction"].isna().all()
+    good = ours["error"] == ""
+    assert np.abs(theirs.loc[good, "prediction"] - ours.loc[good, "prediction"]).max() < 1e-9

@@ -141,25 +141,16 @@ def simulate(
         emit_json(to_dict(outcome))
         return
     table = Table(title=f"retraining policies {start}..{end} ({resolved.model.kind})")
-    for column in (
-        "policy",
-        "mean ROC AUC",
-        "2017 mean ROC AUC",
-        "cost",
-        "saving",
-        "retrains",
-        "promotions",
-    ):
-        table.add_column(column, justify="right")
-    for r in outcome.summary.itertuples():
-        table.add_row(
-            str(r.policy),
-            f"{r.mean_roc_auc:.4f}",
-            f"{r.mean_roc_auc_2017:.4f}",
-            f"{r.total_cost:,.0f}",
-            f"{r.total_cost_saving:,.0f}",
-            str(r.retrains),
-            str(r.promotions),
-        )
+    for column in outcome.summary.columns:
+        table.add_column(column.replace("_", " "), justify="right")
+    for row in outcome.summary.to_dict(orient="records"):
+        table.add_row(*(_figure(v) for v in row.values()))
     out.print(table)
     out.print(f"parent_run_id   {outcome.parent_run_id}  ({outcome.seconds:.0f} s)")
+
+
+def _figure(value: object) -> str:
+    """A summary cell: counts as integers, money with separators, rates to four places."""
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
+    return str(value)

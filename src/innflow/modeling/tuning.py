@@ -1,8 +1,9 @@
 """Hyperparameter search with Optuna: spaces, suggestions, staged fits that can be pruned.
 
 No MLflow here: the tune workflow records trials through the callback it passes in.
-Pruning: LightGBM and XGBoost report validation ROC AUC every ``report_every`` trees while
-they fit, so a trial far behind the median is stopped early; the other kinds report once.
+Pruning: LightGBM and XGBoost report the validation figure (ROC AUC of a binary model, RMSE
+of a regression) every ``report_every`` trees while they fit, so a trial far behind the
+median is stopped early; the other kinds report once.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, root_mean_squared_error
 from sklearn.pipeline import Pipeline
 
 from innflow.config import Config, ParamSpec
@@ -87,9 +88,21 @@ def suggest(trial: Any, space: dict[str, ParamSpec]) -> dict[str, Any]:
     return params
 
 
+OBJECTIVES = {"binary": ("roc_auc", "log_loss", "cost"), "regression": ("rmse", "mae")}
+
+
 def direction(objective: str) -> Literal["maximize", "minimize"]:
     """Optuna direction for an objective name."""
     return "maximize" if objective == "roc_auc" else "minimize"
+
+
+def check_objective(objective: str, task: str) -> None:
+    """Refuse an objective the model's task has no figure for, naming the ones it has."""
+    if objective not in OBJECTIVES[task]:
+        raise ConfigError(
+            f"tuning.objective {objective} is not a {task} model's figure: set "
+            f"tuning.objective to one of {', '.join(OBJECTIVES[task])}"
+        )
 
 
 def fit_reporting(
@@ -101,11 +114,13 @@ def fit_reporting(
     threads: int,
     report: Report,
     every: int,
+    regression: bool = False,
 ) -> Pipeline:
-    """Fit like ``models.fit``, reporting validation ROC AUC during boosting so that
-    ``report`` can stop the fit by raising (Optuna's TrialPruned).
+    """Fit like ``models.fit``, reporting validation ROC AUC (RMSE for a regression) during
+    boosting so that ``report`` can stop the fit by raising (Optuna's TrialPruned).
     """
     kind = pipeline_kind(pipeline)
+    metric = "rmse" if regression else "auc"
     prep, model = pipeline[:-1], pipeline.named_steps["model"]
     with pinned_threads(kind, threads):
         X_enc = prep.fit_transform(X, y)
@@ -114,11 +129,12 @@ def fit_reporting(
 
             def lightgbm_report(env: Any) -> None:
                 if (env.iteration + 1) % every == 0:
-                    report(env.iteration + 1, float(env.evaluation_result_list[0][2]))
+                    value = next(v for _, n, v, _ in env.evaluation_result_list if n == metric)
+                    report(env.iteration + 1, float(value))
 
             n_categorical = len(pipeline.named_steps["encode"].transformers[0][2])
             model.fit(
-                X_enc, y, eval_X=(X_val_enc,), eval_y=(y_val,), eval_metric="auc",
+                X_enc, y, eval_X=(X_val_enc,), eval_y=(y_val,), eval_metric=metric,
                 categorical_feature=list(range(n_categorical)), callbacks=[lightgbm_report],
             )  # fmt: skip
         elif kind == "xgboost":
@@ -128,7 +144,8 @@ def fit_reporting(
                 def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
                     if (epoch + 1) % every == 0:
                         margin = model.inplace_predict(X_val_enc)
-                        report(epoch + 1, float(roc_auc_score(y_val, margin)))
+                        figure = root_mean_squared_error if regression else roc_auc_score
+                        report(epoch + 1, float(figure(y_val, margin)))
                     return False
 
             model.set_params(callbacks=[XGBoostReport()])

@@ -72,30 +72,39 @@ def variants(table: pd.DataFrame, reference_auc: float | None) -> bytes:
 
 
 def policies(table: pd.DataFrame) -> bytes:
-    """Monthly ROC AUC and cost per retraining policy, retrains marked."""
+    """Per retraining policy, month by month: ROC AUC and cost (or Brier where the data
+    has no prices) of a binary model, RMSE and mean error of a regression; the months a new
+    champion took over marked.
+    """
+    if "rmse" in table:
+        (metric, label), (lower, lower_label) = ("rmse", "RMSE"), ("bias", "mean error")
+    else:
+        metric, label = "roc_auc", "ROC AUC"
+        lower, lower_label = ("cost", "expected cost (EUR)") if "cost" in table else (
+            "brier", "Brier score")  # fmt: skip
     fig = Figure(figsize=(8, 5.5))
     top, bottom = fig.subplots(2, 1, sharex=True)
     styles = ["-", "--", ":", "-."]  # identical policies stay visible on top of each other
     for i, (policy, rows) in enumerate(table.groupby("policy", sort=False)):
         style = styles[i % len(styles)]
         line = top.plot(
-            rows["month"],
-            rows["roc_auc"],
-            marker="o",
-            linestyle=style,
-            label=str(policy),
+            rows["month"], rows[metric], marker="o", linestyle=style, label=str(policy),
             markersize=3,
-        )
+        )  # fmt: skip
         retrained = rows[rows["promoted"]]
         top.plot(
-            retrained["month"], retrained["roc_auc"], "^", color=line[0].get_color(), markersize=8
+            retrained["month"], retrained[metric], "^", color=line[0].get_color(), markersize=8
         )
-        bottom.plot(rows["month"], rows["cost"], marker="o", linestyle=style, markersize=3)
+        bottom.plot(rows["month"], rows[lower], marker="o", linestyle=style, markersize=3)
+    if "baseline_rmse" in table:
+        first = table[table["policy"] == table["policy"].iloc[0]]
+        top.plot(first["month"], first["baseline_rmse"], color="grey", linestyle="--",
+                 linewidth=0.8, label="naive baseline")  # fmt: skip
     top.set(
-        ylabel="ROC AUC",
+        ylabel=label,
         title="Retraining policies replayed month by month (triangle: a new champion took over)",
     )
     top.legend(fontsize=8)
-    bottom.set(ylabel="expected cost (EUR)")
+    bottom.set(ylabel=lower_label)
     bottom.tick_params(axis="x", rotation=60, labelsize=8)
     return _png(fig)

@@ -20,7 +20,7 @@ import pandas as pd
 from innflow import data as bookings
 from innflow.config import Config
 from innflow.errors import ConfigError
-from innflow.evaluation import business, gate
+from innflow.evaluation import business, gate, regression
 from innflow.monitoring import policies
 from innflow.monitoring import profile as profiles
 from innflow.monitoring.check import MonitorResult, check
@@ -35,10 +35,17 @@ class Model:
 
     label: str
     pipeline: object
-    threshold: float
+    threshold: float | None  # None: a regression model
     columns: list[str]
     profile: profiles.ReferenceProfile
     validation: tuple[pd.DataFrame, np.ndarray, np.ndarray]  # raw, labels, out-of-sample scores
+    baseline: np.ndarray | None = None  # regression: the naive baseline on the validation rows
+
+    def predict(self, raw: pd.DataFrame) -> np.ndarray:
+        """Probabilities of a binary model, numbers of a regression model."""
+        if self.threshold is None:
+            return np.asarray(self.pipeline.predict(raw[self.columns]), dtype="float64")  # type: ignore[attr-defined]
+        return self.pipeline.predict_proba(raw[self.columns])[:, 1]  # type: ignore[attr-defined]
 
 
 class Replay:
@@ -55,22 +62,41 @@ class Replay:
             threads,
             on_step,
         )
-        contract = bookings.contract_at(config.data.contract)
-        if contract.task != "binary" or contract.name != bookings.CONTRACT.name:
-            raise ConfigError(
-                f"{contract.name}: simulate replays the cancellation model's policies "
-                "(monitoring of a regression model's decay is not replayed yet); "
-                "`innflow backtest` evaluates any contract month by month"
-            )
-        self.frame = bookings.load_data(config.data.path)
+        self.contract = bookings.contract_at(config.data.contract)
+        if self.contract.event_time is None:
+            raise ConfigError(f"{self.contract.name}: a replay needs the contract's event_time")
+        self.frame = bookings.load_data(config.data.path, self.contract)
         self.data_sha = bookings.file_sha256(config.data.path)
-        self.arrival = bookings.arrival_dates(self.frame).dt.to_period("M")
+        times = bookings.event_times(self.frame, self.contract)
+        assert times is not None
+        self.arrival = times.dt.to_period("M")
+        self.priced = business.applies(self.frame.columns)  # the cost needs the bookings' columns
         self._models: dict[date, Model] = {}
         self._scored: dict[tuple[str, date], tuple[np.ndarray, MonitorResult]] = {}
+        self._naive: dict[date, np.ndarray] = {}
+
+    @property
+    def regression(self) -> bool:
+        """Whether the replayed model predicts a number."""
+        return self.contract.task == "regression"
 
     def month(self, month: date) -> pd.DataFrame:
         """Bookings arriving in ``month``."""
         return self.frame[(self.arrival == pd.Period(month, "M")).to_numpy()]
+
+    def naive(self, month: date) -> np.ndarray:
+        """A regression's yardstick on ``month``: the group-median baseline of every row
+        before it (refreshed monthly, the same for every policy).
+        """
+        if month not in self._naive:
+            before = self.frame[(self.arrival < pd.Period(month, "M")).to_numpy()]
+            self._naive[month] = regression.group_median_baseline(
+                before,
+                before[self.contract.target].to_numpy(),
+                self.month(month),
+                self.config.evaluation.baseline_groups,
+            )
+        return self._naive[month]
 
     def model(self, month: date) -> Model:
         """The model trained on every arrival before ``month`` (fitted at most once)."""
@@ -82,9 +108,21 @@ class Replay:
             raw, y = prepared.split.validation, prepared.labels("validation")
             training = pd.concat([prepared.features("train"), prepared.features("validation")])
             profile = profiles.build(
-                training, fitted.val_scores, y, calibration_bins=self.thresholds.calibration_bins
+                training,
+                fitted.val_scores,
+                y,
+                calibration_bins=self.thresholds.calibration_bins,
+                contract=self.contract,
             )
-            assert fitted.threshold is not None  # binary: refused otherwise in __init__
+            baseline = None
+            if self.regression:
+                train = prepared.split.train
+                baseline = regression.group_median_baseline(
+                    train,
+                    train[self.contract.target].to_numpy(),
+                    raw,
+                    self.config.evaluation.baseline_groups,
+                )
             self._models[month] = Model(
                 f"{month:%Y-%m}",
                 fitted.pipeline,
@@ -92,6 +130,7 @@ class Replay:
                 prepared.input_columns,
                 profile,
                 (raw, y, fitted.val_scores),
+                baseline,
             )
         return self._models[month]
 
@@ -100,10 +139,10 @@ class Replay:
         key = (model.label, month)
         if key not in self._scored:
             raw = self.month(month)
-            proba = model.pipeline.predict_proba(raw[model.columns])[:, 1]  # type: ignore[attr-defined]
-            y = raw[bookings.TARGET].to_numpy(dtype="float64")
-            result = check(model.profile, raw[model.columns], proba, self.thresholds, y)
-            self._scored[key] = (proba, result)
+            scores = model.predict(raw)
+            y = raw[self.contract.target].to_numpy(dtype="float64")
+            result = check(model.profile, raw[model.columns], scores, self.thresholds, y)
+            self._scored[key] = (scores, result)
         return self._scored[key]
 
 
@@ -112,36 +151,40 @@ def month_row(
     policy: str,
     month: date,
     champion: Model,
-    proba: np.ndarray,
+    scores: np.ndarray,
     result: MonitorResult,
 ) -> dict:
-    """One row of the month table: the champion's figures on the month's arrivals."""
+    """One row of the month table: the champion's figures on the month's rows (a binary
+    model's ROC AUC, Brier and, where the data has prices, cost; a regression's errors
+    beside the naive baseline's).
+    """
     raw = replay.month(month)
-    y = raw[bookings.TARGET].to_numpy()
-    ev = replay.config.evaluation
-    cost = business.summarize(
-        y,
-        proba,
-        business.missed_cancellation_cost(raw, ev.cost),
-        ev.cost.walk_cost,
-        champion.threshold,
+    y = raw[replay.contract.target].to_numpy()
+    row: dict = {"policy": policy, "month": f"{month:%Y-%m}", "champion": champion.label,
+                 "rows": len(raw)}  # fmt: skip
+    if champion.threshold is None:
+        errors = regression.regression_metrics(y, scores)
+        naive = regression.regression_metrics(y, replay.naive(month))["rmse"]
+        row.update(errors, baseline_rmse=naive,
+                   rmse_vs_baseline=errors["rmse"] / naive if naive else float("nan"))  # fmt: skip
+    else:
+        performance = result.performance or {}
+        row.update(
+            roc_auc=performance.get("roc_auc", float("nan")),
+            brier=performance.get("brier", float("nan")),
+            threshold=champion.threshold,
+        )
+        if replay.priced:
+            ev = replay.config.evaluation
+            cost = business.summarize(y, scores, business.missed_cancellation_cost(raw, ev.cost),
+                                      ev.cost.walk_cost, champion.threshold)  # fmt: skip
+            row.update(cost=cost.cost, cost_baseline=cost.baseline_cost, cost_saving=cost.saving)
+    row.update(
+        status=result.status,
+        max_psi=max((d.psi for d in result.features), default=0.0),
+        prediction_psi=result.prediction.psi,
     )
-    performance = result.performance or {}
-    return {
-        "policy": policy,
-        "month": f"{month:%Y-%m}",
-        "champion": champion.label,
-        "rows": len(raw),
-        "roc_auc": performance.get("roc_auc", float("nan")),
-        "brier": performance.get("brier", float("nan")),
-        "threshold": champion.threshold,
-        "cost": cost.cost,
-        "cost_baseline": cost.baseline_cost,
-        "cost_saving": cost.saving,
-        "status": result.status,
-        "max_psi": max(d.psi for d in result.features),
-        "prediction_psi": result.prediction.psi,
-    }
+    return row
 
 
 @dataclass
@@ -156,11 +199,35 @@ class Retrain:
     metrics: dict[str, float]
 
 
+def _face_gate(
+    replay: Replay, challenger: Model, champion: Model, champion_scores: np.ndarray
+) -> tuple[dict[str, float], dict[str, float], gate.GateDecision]:
+    """Both models on the month just gone (the challenger's validation window), judged by
+    the gate of the model's task: the challenger's figures, the champion's, the verdict.
+    """
+    ev, gate_config = replay.config.evaluation, replay.config.registry.gate
+    raw, y, theirs = challenger.validation
+    if challenger.threshold is None:
+        assert challenger.baseline is not None
+        ours, _ = gate.regression_window_metrics(
+            raw, y, theirs, challenger.baseline, ev, replay.contract
+        )
+        previous, _ = gate.regression_window_metrics(
+            raw, y, champion_scores, challenger.baseline, ev, replay.contract
+        )
+        return ours, previous, gate.decide_regression(ours, previous, gate_config)
+    assert champion.threshold is not None
+    ours, slices = gate.window_metrics(raw, y, theirs, challenger.threshold, ev, replay.contract)
+    previous, _ = gate.window_metrics(
+        raw, y, champion_scores, champion.threshold, ev, replay.contract
+    )
+    return ours, previous, gate.decide(ours, slices, previous, gate_config)
+
+
 def run_policy(
     replay: Replay, policy: str, targets: list[date], on_month: Callable[[str, str], None]
 ) -> tuple[list[dict], list[Retrain]]:
     """Replay ``targets`` under ``policy``: the month rows and the retrains it made."""
-    ev, gate_config = replay.config.evaluation, replay.config.registry.gate
     champion = replay.model(targets[0])
     rows: list[dict] = []
     retrains: list[Retrain] = []
@@ -171,12 +238,10 @@ def run_policy(
             challenger = replay.model(month)
             if challenger.label != champion.label:
                 retrained = True
-                raw, y, theirs = challenger.validation
+                raw = challenger.validation[0]
                 if len(raw) != len(last[1]):
                     raise RuntimeError(f"{month}: gate window and last month differ in rows")
-                ours, slices = gate.window_metrics(raw, y, theirs, challenger.threshold, ev)
-                previous, _ = gate.window_metrics(raw, y, last[1], champion.threshold, ev)
-                decision = gate.decide(ours, slices, previous, gate_config)
+                ours, previous, decision = _face_gate(replay, challenger, champion, last[1])
                 metrics = {
                     **{f"challenger_{k}": v for k, v in ours.items()},
                     **{f"champion_{k}": v for k, v in previous.items()},
@@ -193,30 +258,41 @@ def run_policy(
                 )
                 if decision.passed:
                     champion, promoted = challenger, True
-        proba, result = replay.score(champion, month)
-        row = month_row(replay, policy, month, champion, proba, result)
+        scores, result = replay.score(champion, month)
+        row = month_row(replay, policy, month, champion, scores, result)
         rows.append({**row, "retrained": retrained, "promoted": promoted})
-        last = (month, proba, result)
+        last = (month, scores, result)
         on_month(policy, f"{month:%Y-%m}")
     return rows, retrains
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    """Per policy: mean monthly ROC AUC (all months, and 2017's), cost and retrains."""
+    """Per policy: the monthly figures' means (all months, and 2017's for the bookings'
+    ROC AUC), total cost where there is one, retrains and promotions.
+    """
     rows = []
     for policy, group in table.groupby("policy", sort=False):
-        in_2017 = group[group["month"].str.startswith("2017")]
-        rows.append(
-            {
-                "policy": policy,
-                "mean_roc_auc": float(group["roc_auc"].mean()),
-                "mean_roc_auc_2017": float(in_2017["roc_auc"].mean())
+        row: dict = {"policy": policy}
+        if "rmse" in group:
+            row.update(
+                mean_rmse=float(group["rmse"].mean()),
+                max_rmse=float(group["rmse"].max()),
+                mean_rmse_vs_baseline=float(group["rmse_vs_baseline"].mean()),
+                mean_bias=float(group["bias"].mean()),
+            )
+        else:
+            in_2017 = group[group["month"].str.startswith("2017")]
+            row.update(
+                mean_roc_auc=float(group["roc_auc"].mean()),
+                mean_roc_auc_2017=float(in_2017["roc_auc"].mean())
                 if len(in_2017)
                 else float("nan"),
-                "total_cost": float(group["cost"].sum()),
-                "total_cost_saving": float(group["cost_saving"].sum()),
-                "retrains": int(group["retrained"].sum()),
-                "promotions": int(group["promoted"].sum()),
-            }
-        )
+            )
+            if "cost" in group:
+                row.update(
+                    total_cost=float(group["cost"].sum()),
+                    total_cost_saving=float(group["cost_saving"].sum()),
+                )
+        row.update(retrains=int(group["retrained"].sum()), promotions=int(group["promoted"].sum()))
+        rows.append(row)
     return pd.DataFrame(rows)

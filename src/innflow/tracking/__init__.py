@@ -77,7 +77,7 @@ from innflow.tracking.runs import (
     top_runs,
 )
 from innflow.tracking.sign_in import can_read_model, is_server, server_requires_sign_in
-from innflow.tracking.spark import probability_udf, spark_session
+from innflow.tracking.spark import model_udf, spark_session
 from innflow.tracking.store import (
     DEFAULT_STORE,
     authenticated_user,
@@ -136,12 +136,12 @@ __all__ = [
     "logged_models_of",
     "mlflow_uri",
     "model_origin",
+    "model_udf",
     "model_uri",
     "model_version",
     "model_version_of",
     "moves",
     "notebook_run_id",
-    "probability_udf",
     "pyfunc_predict",
     "read_config_text",
     "record_move",

@@ -51,16 +51,18 @@ def spark_session() -> tuple[SparkSession, bool]:
     return builder.getOrCreate(), True
 
 
-def probability_udf(spark: SparkSession, model_uri: str) -> Any:
+def model_udf(spark: SparkSession, model_uri: str, regression: bool = False) -> Any:
     """The model as a Spark UDF answering both class probabilities (``array<double>``, as
-    the pyfunc's ``predict_proba``). It runs in this Python environment
+    the pyfunc's ``predict_proba``), or a regression's number (``double``). It runs in
+    this Python environment
     (``env_manager="local"``): the workers share the driver's interpreter and packages,
     so no per-job virtualenv is built.
     """
     import mlflow
 
     def udf(uri: str) -> Any:
-        return mlflow.pyfunc.spark_udf(spark, uri, result_type="array<double>", env_manager="local")
+        result = "double" if regression else "array<double>"
+        return mlflow.pyfunc.spark_udf(spark, uri, result_type=result, env_manager="local")
 
     # MLflow warns that "local" does not rebuild the training environment: that is the
     # point here (innflow pins the environment with uv.lock and records it on the run).

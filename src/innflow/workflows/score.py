@@ -1,7 +1,8 @@
-"""Batch scoring of a bookings file, in this process or on Spark.
+"""Batch scoring of a file under its model's contract, in this process or on Spark.
 
-Both engines write the same columns: the input, then ``probability`` (of cancellation),
-``likely_cancel`` (at the model's threshold), ``model_version`` and ``error``. A row that
+Both engines write the same columns: the input, then a binary model's ``probability``
+(of the positive class) and ``likely_cancel`` (at the model's threshold) or a regression's
+``prediction``, then ``model_version`` and ``error``. A row that
 breaks the schema is kept, unscored, with its reason in ``error``: never dropped. A model
 innflow did not train (the general path, local engine) is held to its signature and
 writes its own output columns: ``probability``/``likely_cancel`` for two classes'
@@ -16,6 +17,7 @@ costs about the load the snapshot saves; ``check_source=False`` skips it.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -29,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from innflow import data, tracking
+from innflow.contract import Contract
 from innflow.contract.bookings import of_model
 from innflow.errors import ConfigError, DataValidationError, InnflowError
 from innflow.serving import core
@@ -250,11 +253,8 @@ def _score_spark(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
             f"{model_uri} was not trained by innflow: the Spark engine scores innflow's own "
             "models; score it with --engine local"
         )
-    if metadata.get("innflow_task", "binary") != "binary" or of_model(metadata) != data.CONTRACT:
-        raise DataValidationError(
-            f"{model_uri} is not the bookings' binary model: the Spark engine scores "
-            "those only for now; score it with --engine local"
-        )
+    contract = of_model(metadata)
+    regression = metadata.get("innflow_task", "binary") == "regression"
     threshold = float(metadata.get("innflow_threshold") or 0.5)
     version = str(described.get("version") or described["uri"])
     with _pyspark_on_pandas_3():
@@ -271,20 +271,27 @@ def _score_spark(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
             inputs = frame.columns
             indexed = frame.withColumn(ROW_ID, F.monotonically_increasing_id())
             with_error = StructType([*indexed.schema.fields, StructField("error", StringType())])
-            checked = indexed.mapInPandas(_validator(columns), with_error)
-            predict = tracking.probability_udf(spark, described["resolved_uri"])
+            checked = indexed.mapInPandas(_validator(columns, contract), with_error)
+            predict = tracking.model_udf(spark, described["resolved_uri"], regression)
+            # typed as the signature says: Spark hands a nullable integer column to pandas
+            # as Int64, which MLflow's schema check refuses for a `double` input
+            typed = _signature_types(described.get("signature"))
+            answer = predict(F.struct(*(
+                F.col(c).cast(typed[c]).alias(c) if c in typed else F.col(c) for c in columns
+            )))  # fmt: skip
+            value, outputs = ("prediction", ["prediction"]) if regression else (
+                "probability", ["probability", "likely_cancel"])  # fmt: skip
             good = checked.filter(F.col("error") == "").withColumn(
-                "probability", predict(F.struct(*columns)).getItem(1)
+                value, answer if regression else answer.getItem(1)
             )
-            bad = checked.filter(F.col("error") != "").withColumn(
-                "probability", F.lit(None).cast("double")
-            )
+            bad = checked.filter(F.col("error") != "").withColumn(value, F.lit(None).cast("double"))
+            out = good.unionByName(bad)
+            if not regression:
+                out = out.withColumn("likely_cancel", F.col("probability") >= F.lit(threshold))
             out = (
-                good.unionByName(bad)
-                .withColumn("likely_cancel", F.col("probability") >= F.lit(threshold))
-                .withColumn("model_version", F.lit(version))
+                out.withColumn("model_version", F.lit(version))
                 .orderBy(ROW_ID)
-                .select(*inputs, "probability", "likely_cancel", "model_version", "error")
+                .select(*inputs, *outputs, "model_version", "error")
             )
             if _is_parquet(target):
                 out.write.mode("overwrite").parquet(str(target))
@@ -304,12 +311,25 @@ def _score_spark(model_uri: str, source: Path, target: Path) -> ScoreOutcome:
     return ScoreOutcome(scored + rejected, scored, rejected, seconds, version)
 
 
-def _validator(columns: list[str]) -> Any:
-    """The per-batch check Spark runs on its workers (the same rules as the local engine)."""
+_SPARK_TYPES = {"double": "double", "float": "float", "long": "bigint", "integer": "int"}
+
+
+def _signature_types(signature: dict[str, Any] | None) -> dict[str, str]:
+    """The Spark type of each numeric input of a logged model's signature."""
+    if not signature or not signature.get("inputs"):
+        return {}
+    specs = json.loads(signature["inputs"])
+    return {s["name"]: _SPARK_TYPES[s["type"]] for s in specs if s.get("type") in _SPARK_TYPES}
+
+
+def _validator(columns: list[str], contract: Contract) -> Any:
+    """The per-batch check Spark runs on its workers (the same rules as the local engine,
+    under the model's own contract).
+    """
 
     def validate(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            batch["error"] = core.row_errors(batch[columns], columns).astype(str)
+            batch["error"] = core.row_errors(batch[columns], columns, contract).astype(str)
             yield batch
 
     return validate

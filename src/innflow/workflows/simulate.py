@@ -34,6 +34,9 @@ from innflow.steps.backtesting import months
 from innflow.steps.training import Step, quiet, resolve_threads
 
 APPROVER = "innflow simulate (auto-approved)"
+# The monthly figures logged as metric steps, where the model's task has them.
+SERIES = ("roc_auc", "brier", "cost", "cost_saving", "rmse", "mae", "bias", "baseline_rmse",
+          "max_psi", "prediction_psi", "retrained", "promoted")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ def simulate(
     tags = {
         "innflow.kind": "simulate",
         "innflow.model_kind": config.model.kind,
+        "innflow.model_task": replay.contract.task,
+        "innflow.contract": replay.contract.name,
         "innflow.data_sha256": replay.data_sha,
     }
     name = config.tracking.run_name or f"simulate-{start}-{end}"
@@ -90,9 +95,10 @@ def simulate(
             (Path(tmp) / "plots" / "simulation.png").write_bytes(plots.policies(table))
             (Path(tmp) / "simulation.html").write_text(page.simulation(table, summary, start, end))
             totals = {
-                f"policy.{r.policy}.{k}": float(getattr(r, k))
-                for r in summary.itertuples()
-                for k in ("mean_roc_auc", "mean_roc_auc_2017", "total_cost", "retrains")
+                f"policy.{r['policy']}.{k}": float(v)
+                for r in summary.to_dict(orient="records")
+                for k, v in r.items()
+                if k != "policy"
             }
             tracking.log_results(
                 {k: v for k, v in {**totals, "duration_seconds": seconds}.items() if v == v},
@@ -124,19 +130,7 @@ def _log_policy(
         config.tracking.experiment, f"policy-{policy}", tags, parent.info.run_id
     ) as active:
         tracking.log_params({"policy": policy, "months": ",".join(rows["month"])})
-        series = {
-            c: rows[c].astype(float).tolist()
-            for c in (
-                "roc_auc",
-                "brier",
-                "cost",
-                "cost_saving",
-                "max_psi",
-                "prediction_psi",
-                "retrained",
-                "promoted",
-            )
-        }
+        series = {c: rows[c].astype(float).tolist() for c in SERIES if c in rows}
         tracking.log_series(series)
         tracking.log_results({k: float(v) for k, v in totals.items() if v == v}, {})
         for r in retrains:

@@ -20,7 +20,7 @@ from typing import Any
 from innflow import tracking
 from innflow.config import Config, flatten, from_dict
 from innflow.errors import ConfigError, TrackingError
-from innflow.evaluation import assessment, business, classification, plots
+from innflow.evaluation import assessment, business, classification, plots, regression
 from innflow.modeling import models, tuning
 from innflow.steps.training import Step, prepare, quiet, resolve_threads
 from innflow.workflows.train import TrainOutcome, train
@@ -108,12 +108,8 @@ def tune(
     space = tuning.search_space(config)
     on_step("loading and validating data")
     prepared = prepare(config)
-    if prepared.contract.task != "binary":
-        raise ConfigError(
-            f"innflow tune optimises a binary model's validation {config.tuning.objective} for "
-            f"now; contract {prepared.contract.name} is {prepared.contract.task} (train its "
-            "candidates with `innflow train --set model.params.NAME=VALUE`)"
-        )
+    regressor = prepared.contract.task == "regression"
+    tuning.check_objective(config.tuning.objective, prepared.contract.task)
     if config.tuning.objective == "cost" and not business.applies(prepared.contract.columns):
         raise ConfigError(
             f"tuning.objective cost needs the bookings' cost columns; contract "
@@ -125,7 +121,12 @@ def tune(
     split, cols = prepared.split, prepared.input_columns
     X_train, y_train = prepared.features("train"), prepared.labels("train")
     X_val, y_val = prepared.features("validation"), prepared.labels("validation")
-    miss_cost = business.missed_cancellation_cost(split.validation, config.evaluation.cost)
+    priced = business.applies(split.validation.columns)
+    miss_cost = (
+        business.missed_cancellation_cost(split.validation, config.evaluation.cost)
+        if priced
+        else None
+    )
     tracking_seconds = 0.0
     tracking.connect(config.tracking.uri)
     tags = {
@@ -133,6 +134,7 @@ def tune(
         "innflow.model_kind": config.model.kind,
         "innflow.study": name,
         "innflow.objective": f"val_{objective_name}",
+        "innflow.model_task": prepared.contract.task,
         "innflow.data_sha256": prepared.data_sha256,
     }
     run_name = config.tracking.run_name or f"tune-{config.model.kind}"
@@ -149,23 +151,30 @@ def tune(
             def report(step: int, value: float) -> None:
                 trial.report(value, step)
                 if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at {step} trees (val ROC AUC {value:.4f})")
+                    figure = "RMSE" if regressor else "ROC AUC"
+                    raise optuna.TrialPruned(f"pruned at {step} trees (val {figure} {value:.4f})")
 
             try:
-                pipeline = models.build_pipeline(_with_params(config, drawn), cols, threads)
+                pipeline = models.build_pipeline(
+                    _with_params(config, drawn), cols, threads, prepared.contract
+                )
                 try:
                     tuning.fit_reporting(
                         pipeline, X_train, y_train, X_val, y_val, threads, report,
-                        config.tuning.report_every,
+                        config.tuning.report_every, regressor,
                     )  # fmt: skip
                 except ValueError as e:
                     raise ConfigError(f"trial {trial.number}: {e}") from e
-                proba = models.predict_proba(pipeline, X_val, threads)
-                threshold = assessment.choose_threshold(config, y_val, proba, split.validation)
-                metrics = classification.classification_metrics(y_val, proba, threshold)
-                metrics["cost"] = business.summarize(
-                    y_val, proba, miss_cost, config.evaluation.cost.walk_cost, threshold
-                ).cost
+                scores = models.predict(pipeline, X_val, threads)
+                if regressor:
+                    metrics = regression.regression_metrics(y_val, scores)
+                    return metrics[objective_name]
+                threshold = assessment.choose_threshold(config, y_val, scores, split.validation)
+                metrics = classification.classification_metrics(y_val, scores, threshold)
+                if miss_cost is not None:
+                    metrics["cost"] = business.summarize(
+                        y_val, scores, miss_cost, config.evaluation.cost.walk_cost, threshold
+                    ).cost
                 metrics["threshold"] = threshold
                 return metrics[objective_name]
             except optuna.TrialPruned:
