@@ -23,8 +23,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic_core import to_json
 
 from innflow import __version__
-from innflow.serving import core, parsing
+from innflow.serving import core, open_inference, parsing
 from innflow.serving.limits import bounded_body
+from innflow.serving.open_inference import HEADER_LENGTH
 from innflow.serving.routing import Router
 from innflow.serving.service import (
     Answer,
@@ -64,8 +65,9 @@ def create_app(
     settings: ServiceSettings | None = None,
     source: ModelSource | None = None,
 ) -> FastAPI:
-    """The scoring app: MLflow's /invocations, innflow's /predict, /admin/reload, /ping,
-    /health, /version, /metadata, /metrics and an OpenAPI document typed by the model.
+    """The scoring app: MLflow's /invocations, innflow's /predict, the Open Inference
+    Protocol's /v2 routes, /admin/reload, /ping, /health, /version, /metadata, /metrics and
+    an OpenAPI document typed by the model.
     """
     service = models if isinstance(models, ScoringService) else ScoringService(
         models, settings, source
@@ -135,6 +137,96 @@ def create_app(
         ``max_explain_rows`` bookings a request).
         """
         return await answer("predict", request, explain)
+
+    async def infer(request: Request, name: str, version: str | None) -> Response:
+        """An Open Inference Protocol request through the same checks, routing, log,
+        shadows and metrics as /invocations.
+        """
+        started = time.perf_counter()
+        response: Response
+        answered: Answer | None = None
+        try:
+            if name != service.model_name:
+                raise RequestError(404, f"unknown model {name!r}: this service serves "
+                                   f"{service.model_name!r}")  # fmt: skip
+            async with bounded_body(request, service.settings.max_body_bytes,
+                                    service.budget) as body:  # fmt: skip
+                if not body:
+                    raise RequestError(400, "empty body")
+                models = [v.model for v in service.router.variants]
+                read = open_inference.read(body, request.headers.get(HEADER_LENGTH), models)
+                scoring = service.route(read.batch, request.headers.get("x-routing-key"), version)
+                request_id = read.id or request.headers.get("x-request-id") or uuid.uuid4().hex
+                if service.blocks(scoring, False):
+                    answered = await asyncio.to_thread(service.score, "infer", scoring, request_id)
+                else:
+                    answered = service.score("infer", scoring, request_id)
+            assert answered.predicted is not None
+            shaped, tail = open_inference.answer(
+                read, name, answered.variant.model.version, answered.predicted
+            )
+            if tail:
+                header = orjson.dumps(shaped)
+                response = Response(
+                    header + tail, media_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(len(header))},
+                )  # fmt: skip
+            else:
+                response = NumpyJSONResponse(shaped)
+        except RequestError as e:
+            response = JSONResponse(e.body, status_code=e.status, headers=e.headers)
+        service.count("infer", response.status_code, time.perf_counter() - started)
+        if answered is not None:
+            response.headers["X-Model-Version"] = answered.variant.model.version
+            response.headers["X-Variant"] = answered.variant.name
+        return response
+
+    @app.get("/v2")
+    def v2_server() -> dict[str, Any]:
+        """Open Inference Protocol: server metadata."""
+        return {"name": "innflow", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/health/live")
+    def v2_live() -> dict[str, bool]:
+        """Open Inference Protocol: liveness."""
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    def v2_ready() -> dict[str, bool]:
+        """Open Inference Protocol: readiness (a model is loaded from the start)."""
+        return {"ready": True}
+
+    @app.get("/v2/models/{name}")
+    def v2_model(name: str, service: Service) -> dict[str, Any]:
+        """Open Inference Protocol: the model's inputs (one tensor per column) and outputs."""
+        return service.v2_model(name)
+
+    @app.get("/v2/models/{name}/versions/{version}")
+    def v2_model_version(name: str, version: str, service: Service) -> dict[str, Any]:
+        """Open Inference Protocol: one served version's metadata."""
+        return service.v2_model(name, version)
+
+    @app.get("/v2/models/{name}/ready")
+    def v2_model_ready(name: str, service: Service) -> dict[str, Any]:
+        """Open Inference Protocol: model readiness."""
+        service.v2_model(name)
+        return {"name": name, "ready": True}
+
+    @app.get("/v2/models/{name}/versions/{version}/ready")
+    def v2_version_ready(name: str, version: str, service: Service) -> dict[str, Any]:
+        """Open Inference Protocol: readiness of one served version."""
+        service.v2_model(name, version)
+        return {"name": name, "ready": True}
+
+    @app.post("/v2/models/{name}/infer")
+    async def v2_infer(name: str, request: Request) -> Response:
+        """Open Inference Protocol: columnar tensors in, the router's variant answers."""
+        return await infer(request, name, None)
+
+    @app.post("/v2/models/{name}/versions/{version}/infer")
+    async def v2_infer_version(name: str, version: str, request: Request) -> Response:
+        """Open Inference Protocol: the served variant of ``version`` answers."""
+        return await infer(request, name, version)
 
     @app.post("/admin/reload")
     def admin_reload(request: Request, service: Service) -> Response:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from innflow.serving import core, decoding, parsing
+from innflow.serving import core, decoding, open_inference, parsing
 from innflow.serving.degradation import Degradation
 from innflow.serving.general import ModelFailed
 from innflow.serving.limits import BodyBudget
@@ -109,6 +109,7 @@ class Answer:
     body: dict[str, Any]
     variant: Variant
     ignored: list[str]
+    predicted: core.Prediction | None = None
 
 
 class ScoringService:
@@ -274,11 +275,23 @@ class ScoringService:
             content_type, body, limits.max_rows, ARROW_EXPANSION * limits.max_body_bytes,
             self.reader,
         )  # fmt: skip
+        return self.route(batch, routing_key)
+
+    def route(
+        self, batch: parsing.Batch, routing_key: str | None, version: str | None = None
+    ) -> Scoring:
+        """Check a parsed batch under the variant that answers it: the router's choice
+        (sticky by ``routing_key``, else by the first row), or the variant serving
+        ``version`` when a client names one (404 when none does).
+        """
+        limits = self.settings
         if batch.rows > limits.max_rows:
             raise RequestError(413, f"{batch.rows} rows; at most {limits.max_rows} a request")
         router = self.router
         variant = router.live[0]
-        if len(router.live) > 1:
+        if version is not None:
+            variant = self.variant_of(version)
+        elif len(router.live) > 1:
             key = routing_key
             if key is None:  # sticky by the booking itself
                 key = json.dumps(batch.first_row(), sort_keys=True, default=str)
@@ -288,6 +301,14 @@ class ScoringService:
         if errors:
             raise RequestError(400, "invalid input", [e.to_dict() for e in errors])
         return Scoring(arrays, variant, batch)
+
+    def variant_of(self, version: str) -> Variant:
+        """The variant (live or shadow) serving model ``version``; 404 when none does."""
+        for variant in self.router.variants:
+            if variant.model.version == version:
+                return variant
+        serving = ", ".join(sorted({v.model.version for v in self.router.variants}))
+        raise RequestError(404, f"version {version} is not served here (serving {serving})")
 
     def read_to_explain(
         self, content_type: str | None, body: bytes, routing_key: str | None
@@ -340,13 +361,16 @@ class ScoringService:
         why = core.reasons(variant.model, arrays) if explain else None
         self._record(variant, arrays, predicted, request_id)
         self._shadow(scoring.batch, request_id)
-        if endpoint == "invocations":
-            answered: dict[str, Any] = {"predictions": predicted.raw}
+        if endpoint == "infer":  # the Open Inference Protocol shapes its own answer
+            answered: dict[str, Any] = {}
+        elif endpoint == "invocations":
+            answered = {"predictions": predicted.raw}
         else:
             answered = {"predictions": _per_row(variant, predicted, why)}
             if "likely_cancel" in predicted.columns:
                 answered = {"threshold": variant.model.threshold, **answered}
-        return Answer(answered, variant, core.ignored(scoring.batch, variant.model.columns))
+        ignored = core.ignored(scoring.batch, variant.model.columns)
+        return Answer(answered, variant, ignored, predicted)
 
     @staticmethod
     def blocks(scoring: Scoring, explain: bool) -> bool:
@@ -431,6 +455,22 @@ class ScoringService:
             "json_rows": "msgspec",
             "last_reload": self.last_reload,
         }
+
+    @property
+    def model_name(self) -> str:
+        """The registered name clients address the model by (V2's ``{name}``); a model
+        loaded from a run or a path has none and is ``model``.
+        """
+        return self.router.live[0].model.description.get("name") or "model"
+
+    def v2_model(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """Open Inference Protocol metadata of the served model (or one served version)."""
+        if name != self.model_name:
+            raise RequestError(404, f"unknown model {name!r}: this service serves "
+                               f"{self.model_name!r}")  # fmt: skip
+        variant = self.router.live[0] if version is None else self.variant_of(version)
+        versions = list(dict.fromkeys(v.model.version for v in self.router.variants))
+        return open_inference.model_metadata(name, variant.model, versions)
 
     def metadata(self) -> dict[str, Any]:
         """Registered name, version, alias, run id, threshold, input columns, signature."""
