@@ -169,3 +169,74 @@ def test_docker_compose_config_accepts_the_file_and_requires_the_secrets() -> No
     refused = subprocess.run(argv, env={"PATH": "/usr/bin:/bin:/usr/local/bin", **without},
                              capture_output=True, text=True)  # fmt: skip
     assert refused.returncode != 0 and "MLFLOW_ADMIN_PASSWORD" in refused.stderr
+
+
+KSERVE_SCHEMA = ROOT / "tests" / "data" / "kserve" / "inferenceservice-v1beta1.schema.json.gz"
+
+
+def _kserve_problems(manifest: dict) -> list[str]:
+    """What the Kubernetes API server would refuse or prune in an InferenceService: schema
+    errors (KServe's CRD, v1beta1's openAPIV3Schema, kserve/kserve@aaac4e29
+    config/crd/full/serving.kserve.io_inferenceservices.yaml) and fields the schema does
+    not know, which the API server would silently drop (kubectl --validate=strict).
+    """
+    import gzip
+
+    import jsonschema
+
+    schema = json.loads(gzip.decompress(KSERVE_SCHEMA.read_bytes()))
+    problems = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in jsonschema.Draft7Validator(schema).iter_errors(manifest)
+    ]
+
+    def unknown(value: object, rule: dict, where: str) -> None:
+        if rule.get("x-kubernetes-preserve-unknown-fields"):
+            return
+        if isinstance(value, dict) and "properties" in rule:
+            for key, item in value.items():
+                if key not in rule["properties"]:
+                    problems.append(f"{where}/{key}: unknown field")
+                else:
+                    unknown(item, rule["properties"][key], f"{where}/{key}")
+        elif isinstance(value, list) and "items" in rule:
+            for i, item in enumerate(value):
+                unknown(item, rule["items"], f"{where}/{i}")
+
+    unknown(manifest, schema, "")
+    return problems
+
+
+def test_the_kserve_manifest_is_an_inference_service_kserve_accepts() -> None:
+    from typer.main import get_command
+
+    from innflow.cli import app
+
+    manifest = yaml.safe_load((DEPLOY / "kserve" / "inference-service.yaml").read_text())
+    assert _kserve_problems(manifest) == []
+    assert manifest["apiVersion"] == "serving.kserve.io/v1beta1"
+    (container,) = manifest["spec"]["predictor"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PROTOCOL"] == "v2"
+    args = container["args"]
+    serve = get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    options = {o for p in serve.params for o in p.opts}
+    assert args[0] == "serve" and all(a in options for a in args[1:] if a.startswith("--"))
+    port = int(args[args.index("--port") + 1])
+    assert container["ports"][0]["containerPort"] == port
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["port"] == port
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+
+
+def test_the_kserve_check_refuses_what_the_api_server_would() -> None:
+    manifest = yaml.safe_load((DEPLOY / "kserve" / "inference-service.yaml").read_text())
+    predictor = manifest["spec"]["predictor"]
+    predictor["minReplicas"] = "one"
+    predictor["containers"][0]["portz"] = predictor["containers"][0].pop("ports")
+    del predictor["containers"][0]["name"]
+    problems = _kserve_problems(manifest)
+    assert any("minReplicas" in p for p in problems)
+    assert any(p.endswith("containers/0/portz: unknown field") for p in problems)
+    assert any("'name' is a required property" in p for p in problems)
