@@ -5,7 +5,7 @@ help lists them.
 """
 
 from innflow.cli import data_commands, training  # noqa: F401, I001  (import order = help order)
-from innflow.cli import registry, serving  # noqa: F401
+from innflow.cli import registry, serving, webhooks  # noqa: F401
 from innflow.cli import notebook  # noqa: F401
 from innflow.cli import dashboard  # noqa: F401
 from innflow.cli import server  # noqa: F401

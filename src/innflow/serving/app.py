@@ -36,6 +36,8 @@ from innflow.serving.service import (
 )
 from innflow.serving.settings import ServiceSettings
 
+WEBHOOK_BYTES = 1_000_000  # an MLflow event is a few hundred bytes
+
 
 class NumpyJSONResponse(JSONResponse):
     """JSON through orjson with numpy arrays (an answer's probabilities stay arrays until
@@ -240,6 +242,13 @@ def create_app(
             )  # fmt: skip
         outcome = service.reload(asked=True)
         return JSONResponse(outcome, 200 if outcome["outcome"] in ("loaded", "unchanged") else 409)
+
+    @app.post("/webhooks/mlflow")
+    async def mlflow_webhook(request: Request, service: Service) -> Response:
+        """MLflow's registry webhook: a signed alias move reloads the service at once."""
+        async with bounded_body(request, WEBHOOK_BYTES, service.budget) as body:
+            status, outcome = service.webhook(request.headers, body)
+        return JSONResponse(outcome, status)
 
     @app.get("/ping")
     def ping() -> Response:

@@ -82,12 +82,16 @@ class RegistrySource:
         if not self._connected:
             tracking.connect(None)
             self._connected = True
-        aliases = [r.partition("=")[0] for r in self.routes] + list(self.shadows)
+        _, aliases = self.watched()
         found = {}
         for alias in aliases:
             version = tracking.alias_version(self.model_name, alias)
             found[alias] = str(version.version) if version is not None else "none"
         return found
+
+    def watched(self) -> tuple[str, list[str]]:
+        """The registered model and the aliases its variants follow."""
+        return self.model_name, [r.partition("=")[0] for r in self.routes] + list(self.shadows)
 
     def load(self) -> Router:
         """Load every variant afresh."""

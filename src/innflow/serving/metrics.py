@@ -68,3 +68,7 @@ class ServiceMetrics:
         self.reloads = Counter(
             "innflow_model_reloads", "Model (re)loads by outcome.", ["outcome"], registry=r
         )
+        self.webhooks = Counter(
+            "innflow_webhook_deliveries", "Verified MLflow webhook deliveries by what they "
+            "asked (reload, ignored).", ["outcome"], registry=r,
+        )  # fmt: skip

@@ -15,14 +15,14 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from innflow.serving import core, decoding, open_inference, parsing
+from innflow.serving import core, decoding, open_inference, parsing, webhooks
 from innflow.serving.degradation import Degradation
 from innflow.serving.general import ModelFailed
 from innflow.serving.limits import BodyBudget
@@ -58,6 +58,10 @@ class ModelSource(Protocol):
 
     def load(self) -> Router:
         """Load those versions."""
+        ...
+
+    def watched(self) -> tuple[str, list[str]]:
+        """The registered model and aliases whose moves call for a reload."""
         ...
 
 
@@ -141,6 +145,11 @@ class ScoringService:
             self.notes.append(
                 "POST /admin/reload is disabled: the admin token is empty or whitespace"
             )
+        self.receiver = (
+            webhooks.Receiver(settings.webhook_secret)
+            if settings.webhook_secret and settings.webhook_secret.strip()
+            else None
+        )
         self.last_reload: dict[str, Any] | None = None
         self.confirmed = threading.Event()  # every variant is the registry's logged model
         self.reader = decoding.for_bookings()
@@ -265,6 +274,26 @@ class ScoringService:
             "reload", f"reload {outcome['outcome']}, still serving {serving}"
             f"{f' (not {moved})' if moved else ''}: {outcome['error']}", asked,
         )  # fmt: skip
+
+    def webhook(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """An MLflow webhook delivery: verified (else 401, or 409 for a replay), then a
+        reload in the background when it moves an alias this service follows (202), else
+        nothing (200). The poller, if any, stays the fallback for a lost delivery.
+        """
+        if self.receiver is None:
+            raise RequestError(403, "webhooks are off: start the service with "
+                               "INNFLOW_WEBHOOK_SECRET set to the webhook's secret")  # fmt: skip
+        delivery = self.receiver.verify(headers, body, time.time())
+        event = f"{delivery.entity}.{delivery.action}"
+        outcome: dict[str, Any] = {"delivery": delivery.id, "event": event}
+        if self.source is None or not delivery.moves(*self.source.watched()):
+            self.metrics.webhooks.labels("ignored").inc()
+            return 200, {**outcome, "outcome": "ignored"}
+        self.metrics.webhooks.labels("reload").inc()
+        moved = f"{delivery.data.get('alias')} -> v{delivery.data.get('version', '(deleted)')}"
+        tell(f"webhook {delivery.id}: {event} {moved}; reloading")
+        threading.Thread(target=self.reload, name="innflow-webhook-reload", daemon=True).start()
+        return 202, {**outcome, "outcome": "reloading", "moved": moved}
 
     # -- scoring --------------------------------------------------------------------------
 

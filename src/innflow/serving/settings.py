@@ -33,6 +33,7 @@ class ServiceSettings(BaseSettings):
         0.0  # poll the aliases this often (0: on request)
     )
     admin_token: str | None = None  # bearer token of POST /admin/reload (blank: disabled)
+    webhook_secret: str | None = None  # MLflow webhooks' secret: POST /webhooks/mlflow
     # one body, counted as it is read (else 413); bodies held at once (else 503)
     max_body_bytes: Annotated[int, Field(gt=0)] = 5_000_000
     max_inflight_bytes: Annotated[int, Field(gt=0)] = 20_000_000

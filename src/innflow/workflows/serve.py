@@ -27,8 +27,8 @@ def compile_model(model_uri: str) -> tuple[core.LoadedModel, Path | None]:
 
 
 def worker_environment(settings: ServiceSettings) -> dict[str, str]:
-    """The settings for worker processes (the admin token stays in its own variable)."""
-    given = settings.model_dump(mode="json", exclude={"admin_token"})
+    """The settings for worker processes (the secrets stay in their own variables)."""
+    given = settings.model_dump(mode="json", exclude={"admin_token", "webhook_secret"})
     return {WORKER_ENVIRONMENT: json.dumps(given)}
 
 
