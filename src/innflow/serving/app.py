@@ -148,9 +148,7 @@ def create_app(
         response: Response
         answered: Answer | None = None
         try:
-            if name != service.model_name:
-                raise RequestError(404, f"unknown model {name!r}: this service serves "
-                                   f"{service.model_name!r}")  # fmt: skip
+            service.require_model(name)
             async with bounded_body(request, service.settings.max_body_bytes,
                                     service.budget) as body:  # fmt: skip
                 if not body:

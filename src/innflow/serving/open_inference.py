@@ -80,9 +80,8 @@ def outputs(model: LoadedModel) -> list[dict[str, Any]]:
     (of the positive class) and ``likely_cancel`` (at its threshold); a general model's
     outputs by what its pyfunc returns.
     """
-    if model.general is not None and not model.general.probabilities:
-        return [{"name": "prediction", "datatype": "FP64", "shape": [-1]}]
-    if model.regression:
+    numbers = model.regression if model.general is None else not model.general.probabilities
+    if numbers:
         return [{"name": "prediction", "datatype": "FP64", "shape": [-1]}]
     return [{"name": "probability", "datatype": "FP64", "shape": [-1]},
             {"name": "likely_cancel", "datatype": "BOOL", "shape": [-1]}]  # fmt: skip

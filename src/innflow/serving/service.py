@@ -492,11 +492,15 @@ class ScoringService:
         """
         return self.router.live[0].model.description.get("name") or "model"
 
-    def v2_model(self, name: str, version: str | None = None) -> dict[str, Any]:
-        """Open Inference Protocol metadata of the served model (or one served version)."""
+    def require_model(self, name: str) -> None:
+        """404 unless ``name`` is the model this service serves (V2 routes address it)."""
         if name != self.model_name:
             raise RequestError(404, f"unknown model {name!r}: this service serves "
                                f"{self.model_name!r}")  # fmt: skip
+
+    def v2_model(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """Open Inference Protocol metadata of the served model (or one served version)."""
+        self.require_model(name)
         variant = self.router.live[0] if version is None else self.variant_of(version)
         versions = list(dict.fromkeys(v.model.version for v in self.router.variants))
         return open_inference.model_metadata(name, variant.model, versions)
