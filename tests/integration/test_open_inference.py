@@ -161,6 +161,8 @@ def test_bad_requests_get_a_4xx_naming_the_input(v2) -> None:
     unknown_output = client.post(f"/v2/models/{NAME}/infer",
                                  json={"inputs": good, "outputs": [{"name": "nope"}]})  # fmt: skip
     assert unknown_output.status_code == 400 and "nope" in unknown_output.json()["error"]
+    odd = client.post(f"/v2/models/{NAME}/infer", json={"inputs": good, "parameters": [1]})
+    assert odd.status_code == 200  # parameters that are not an object: none given, no 500
 
 
 def test_routing_and_versions_behind_the_v2_routes(registry) -> None:

@@ -200,8 +200,7 @@ def _tensor(
             _at(name, f"shape {shape!r}, expected [rows] or [rows, 1]"),
         )  # fmt: skip
     count = shape[0]
-    parameters = tensor.get("parameters") or {}
-    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    size = _parameters(tensor).get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size < 0 or offset + size > len(tail):
             raise RequestError(400, f"input {name!r}: binary_data_size {size!r} runs past the "
@@ -285,7 +284,7 @@ def _binary(name: str, datatype: str, chunk: bytes, count: int) -> list[Any] | n
 
 def _asked(request: dict[str, Any]) -> tuple[list[str] | None, set[str]]:
     """The outputs asked for (None: all) and which of them as binary tensors."""
-    everything = bool((request.get("parameters") or {}).get("binary_data_output"))
+    everything = bool(_parameters(request).get("binary_data_output"))
     wanted = request.get("outputs")
     if wanted is None:
         return None, {"*"} if everything else set()
@@ -293,12 +292,14 @@ def _asked(request: dict[str, Any]) -> tuple[list[str] | None, set[str]]:
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in wanted
     ):
         raise RequestError(400, "'outputs' must be a list of objects with a 'name'")
-    binary = {
-        o["name"]
-        for o in wanted
-        if everything or bool((o.get("parameters") or {}).get("binary_data"))
-    }
+    binary = {o["name"] for o in wanted if everything or bool(_parameters(o).get("binary_data"))}
     return [o["name"] for o in wanted], binary
+
+
+def _parameters(item: dict[str, Any]) -> dict[str, Any]:
+    """An object's ``parameters`` (anything but an object counts as none given)."""
+    given = item.get("parameters")
+    return given if isinstance(given, dict) else {}
 
 
 def _datatype(values: np.ndarray) -> str:
