@@ -42,6 +42,14 @@ SetOption = Annotated[
     list[str] | None, typer.Option("--set", help="Override a config key: a.b=value (repeatable).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+OutputsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--outputs",
+        help="Also write the result as files a pipeline tool reads (DVC: metrics.json, "
+        "plots/, run.json) into this folder.",
+    ),
+]
 ThreadsOption = Annotated[
     int | None,
     typer.Option("--threads", help="Threads for fitting (default: INNFLOW_THREADS or all cores)."),

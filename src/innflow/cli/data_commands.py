@@ -11,6 +11,7 @@ from rich.table import Table
 
 from innflow.cli.base import (
     JsonOption,
+    OutputsOption,
     contract_app,
     data_app,
     emit_json,
@@ -31,14 +32,18 @@ def data_check(
     ),
     contract: ContractOption = None,
     as_json: JsonOption = False,
+    outputs: OutputsOption = None,
 ) -> None:
     """Validate a data file against its contract and summarise it."""
     from innflow import data
+    from innflow.workflows.outputs import write_check_outputs
 
     rules = data.contract_at(contract)
     summary = {"path": str(path), "contract": rules.name,
                "sha256": data.file_sha256(path) if path.is_file() else None}  # fmt: skip
     summary.update(data.summarize(data.load_data(path, rules), rules))
+    if outputs is not None:
+        write_check_outputs(summary, outputs)
     if as_json:
         emit_json(summary)
         return

@@ -10,6 +10,7 @@ from rich.table import Table
 from innflow.cli.base import (
     ConfigOption,
     JsonOption,
+    OutputsOption,
     SetOption,
     StepLog,
     ThreadsOption,
@@ -70,15 +71,24 @@ def register(
     ref: Annotated[
         str,
         typer.Argument(
-            help="A run id (innflow training, notebook or script run) or a logged model URI "
-            "(models:/m-... or runs:/RUN_ID/NAME).",
-            metavar="RUN_ID|MODEL_URI",
+            help="A run id (innflow training, notebook or script run), a logged model URI "
+            "(models:/m-... or runs:/RUN_ID/NAME), or the run.json of `train --outputs`.",
+            metavar="RUN_ID|MODEL_URI|RUN_FILE",
         ),
     ],
     name: ModelNameOption = None,
     model: Annotated[
         str | None, typer.Option("--model", help="Which model of a run that logged several.")
     ] = None,
+    stage: Annotated[
+        bool,
+        typer.Option(
+            "--stage",
+            help="Then gate the version and move staging to it if it passes (exit 3 "
+            "if refused), as `innflow pipeline` does.",
+        ),
+    ] = False,
+    outputs: OutputsOption = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
     as_json: JsonOption = False,
@@ -89,12 +99,23 @@ def register(
     needs its own --name.
     """
     from innflow import config as config_module
+    from innflow.errors import GateFailed
+    from innflow.workflows.outputs import run_of, write_release_outputs
+    from innflow.workflows.pipeline import stage as stage_version
     from innflow.workflows.registry import register_model
 
     resolved = config_module.load(config, overrides or [])
-    done = register_model(ref, resolved, name, model)
+    done = register_model(run_of(ref), resolved, name, model)
+    payload = done.to_dict()
+    if stage:
+        outcome, staged = stage_version(
+            done.version, resolved, name=done.name, who="innflow register"
+        )
+        payload |= {"gate": outcome.to_dict(), "staged": staged}
+    if outputs is not None:
+        write_release_outputs(payload, outputs)
     if as_json:
-        emit_json(done.to_dict())
+        emit_json(payload)
     else:
         verb = "registered as" if done.created else "already registered as"
         out.print(
@@ -103,8 +124,16 @@ def register(
             soft_wrap=True,
             highlight=False,
         )
+        if stage:
+            _gate_report(outcome, f"gate: version {done.version}")
     for note in done.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
+    if stage and not payload["staged"]:
+        raise GateFailed(
+            f"version {done.version} refused by the gate: " + "; ".join(outcome.decision.reasons)
+        )
+    if stage:
+        err.print(f"[green]version {done.version} is on staging[/]")
 
 
 @app.command()

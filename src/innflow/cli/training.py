@@ -11,6 +11,7 @@ from rich.table import Table
 from innflow.cli.base import (
     ConfigOption,
     JsonOption,
+    OutputsOption,
     SetOption,
     StepLog,
     ThreadsOption,
@@ -31,14 +32,18 @@ def train(
     overrides: SetOption = None,
     as_json: JsonOption = False,
     threads: ThreadsOption = None,
+    outputs: OutputsOption = None,
 ) -> None:
     """Train one model and record it, reproducibly, as one MLflow run."""
     from innflow import config as config_module
+    from innflow.workflows.outputs import write_train_outputs
     from innflow.workflows.train import train as run_training
 
     resolved = config_module.load(config, overrides or [])
     with StepLog() as progress:
         outcome = run_training(resolved, threads, on_step=progress)
+    if outputs is not None:
+        write_train_outputs(outcome, outputs)
     if as_json:
         emit_json(
             {
@@ -241,7 +246,7 @@ def reproduce(
     if as_json:
         emit_json(report.to_dict())
     else:
-        shown = [c for c in report.checks if not c.same or c.kind in ("predictions", "data")]
+        shown = [c for c in report.checks if not c.same or c.kind in ("predictions", "data", "dvc")]
         table = Table(title=f"reproduce {run_id} -> {report.new_run_id}")
         for column in ("check", "original", "now", ""):
             table.add_column(column, overflow="fold")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from innflow import tracking
 from innflow.config import Config
 from innflow.reproducibility import provenance
-from innflow.steps.training import Step, prepare, quiet, resolve_threads
+from innflow.steps.training import Prepared, Step, prepare, quiet, resolve_threads
 from innflow.workflows.registry import GateOutcome, move_alias, register, run_gate
 from innflow.workflows.train import train
 
@@ -75,11 +75,23 @@ def pipeline(config: Config, threads: int | None = None, on_step: Step = quiet) 
         on_step(f"reusing identical training run {run_id}")
     on_step("registering")
     version, created = register(run_id, config)
-    on_step(f"gating version {version}")
-    outcome = run_gate(version, config, prepared)
-    staged = False
-    if outcome.decision.passed:
-        on_step(f"moving staging to version {version}")
-        move_alias(config, version, "staging", "innflow pipeline", "gate passed", kind="pipeline")
-        staged = True
+    outcome, staged = stage(version, config, prepared, on_step=on_step)
     return PipelineOutcome(run_id, reused, version, created, outcome, staged)
+
+
+def stage(
+    version: str,
+    config: Config,
+    prepared: Prepared | None = None,
+    name: str | None = None,
+    who: str = "innflow pipeline",
+    on_step: Step = quiet,
+) -> tuple[GateOutcome, bool]:
+    """Gate ``version`` and move staging to it when it passes: (gate outcome, staged)."""
+    on_step(f"gating version {version}")
+    outcome = run_gate(version, config, prepared, name=name)
+    if not outcome.decision.passed:
+        return outcome, False
+    on_step(f"moving staging to version {version}")
+    move_alias(config, version, "staging", who, "gate passed", kind="pipeline", name=name)
+    return outcome, True

@@ -55,6 +55,7 @@ def register(run_id: str, config: Config, name: str | None = None) -> tuple[str,
             "innflow.gate": "pending",
         }
     )
+    tags.update({k: v for k, v in t.items() if k.startswith("innflow.dvc.")})
     figure = ("RMSE", "test_rmse") if "test_rmse" in m else ("ROC AUC", "test_roc_auc")
     description = (
         f"{t.get('innflow.model_kind')} trained in run {run_id}; test {figure[0]} "

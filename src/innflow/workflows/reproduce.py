@@ -18,7 +18,7 @@ import yaml
 from innflow import config as config_module
 from innflow import tracking
 from innflow.errors import NotReproducible
-from innflow.reproducibility import provenance
+from innflow.reproducibility import dvc, provenance
 from innflow.reproducibility.reproduction import (
     NOT_RECORDED,
     Check,
@@ -61,6 +61,8 @@ def reproduce(run_id: str, threads: int | None = None, on_step: Step = quiet) ->
     on_step("loading and validating data")
     prepared = prepare(config)
     checks = context_checks(original.data.tags, _context_now(prepared, threads))
+    if (version := dvc.version_check(original.data.tags, config.data.path)) is not None:
+        checks.append(version)
     outcome = train(
         config, threads, on_step, extra_tags={"innflow.reproduces": run_id}, prepared=prepared
     )

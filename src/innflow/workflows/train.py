@@ -19,7 +19,7 @@ from innflow.config import Config, flatten
 from innflow.evaluation import plots, regression, report
 from innflow.evaluation.assessment import Assessment
 from innflow.monitoring import profile as profiles
-from innflow.reproducibility import provenance
+from innflow.reproducibility import dvc, provenance
 from innflow.steps.training import (
     Fitted,
     Prepared,
@@ -64,6 +64,7 @@ def _setup_tags(
         "innflow.known_later": str(config.features.allow_known_later).lower(),
         "innflow.threads": str(threads),
         **provenance.environment_tags(),
+        **dvc.tags(config.data.path),
         **extra,
     }
     if prepared.split.strategy == "random":
