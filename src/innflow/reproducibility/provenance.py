@@ -97,6 +97,52 @@ def lockfile_sha256() -> str:
     return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.exists() else "missing"
 
 
+MODEL_PYPROJECT = """\
+# The environment this model was trained in: innflow's uv.lock beside this file, restored by
+# `uv sync --frozen --no-dev` (what `mlflow models serve --env-manager uv` runs). A virtual
+# project: the innflow package itself is not installed, its code rides in the model (code/).
+[project]
+name = "{name}"
+version = "{version}"
+requires-python = "{python}"
+dependencies = []
+
+[tool.uv]
+package = false
+"""
+
+
+def model_environment() -> dict[str, str]:
+    """``uv.lock`` and a ``pyproject.toml`` to put in a logged model, so MLflow rebuilds the
+    locked environment from the model alone; empty without a lock (an installed innflow)
+    or with MLflow's ``MLFLOW_LOG_UV_FILES=false``.
+
+    `uv sync --frozen` builds a lock's root package when its source is editable, and a model
+    holds no source to build (its code rides in code/): the copy marks the root virtual.
+    Every other line is innflow's lock.
+    """
+    import os
+    import tomllib
+
+    lock, project = source_root() / "uv.lock", source_root() / "pyproject.toml"
+    if os.environ.get("MLFLOW_LOG_UV_FILES", "true").lower() in ("false", "0") or not (
+        lock.is_file() and project.is_file()
+    ):
+        return {}
+    meta = tomllib.loads(project.read_text())["project"]
+    text = lock.read_text()
+    root = (
+        f'name = "{meta["name"]}"\nversion = "{meta["version"]}"\nsource = {{ editable = "." }}\n'
+    )
+    if text.count(root) != 1:
+        return {}  # not the lock this code expects: MLflow falls back to requirements.txt
+    text = text.replace(root, root.replace('editable = "."', 'virtual = "."'))
+    pyproject = MODEL_PYPROJECT.format(
+        name=meta["name"], version=meta["version"], python=meta["requires-python"]
+    )
+    return {"uv.lock": text, "pyproject.toml": pyproject}
+
+
 def installed_distributions() -> str:
     """`name==version` of every installed distribution, sorted: the environment as run."""
     names = {f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in metadata.distributions()}

@@ -46,6 +46,7 @@ def log_model(
     metadata: dict[str, Any],
     code_dir: Path,
     nullable: tuple[str, ...] = (),
+    environment: dict[str, str] | None = None,
 ) -> str:
     """Log the whole Pipeline (raw columns in, a probability or a number out); return the
     model URI.
@@ -56,7 +57,9 @@ def log_model(
     labels; a regressor's calls ``predict``.
     Requirements are given explicitly: inference would spawn a subprocess and take seconds.
     The innflow package rides along as ``code_paths`` so the model loads without innflow
-    installed, with the exact feature code it was trained with.
+    installed, with the exact feature code it was trained with. ``environment`` (file name
+    -> text: the uv lock) is added at the model's root, where MLflow's uv environment
+    manager looks for it: MLflow copies uv files only for pyfunc models, not sklearn's.
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -80,6 +83,13 @@ def log_model(
             code_paths=[str(code_dir)],
             metadata=metadata,
         )
+    if environment:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="innflow-model-env-") as tmp:
+            for name, text in environment.items():
+                (Path(tmp) / name).write_text(text)
+            mlflow.MlflowClient().log_model_artifacts(info.model_id, tmp)
     return info.model_uri
 
 

@@ -227,6 +227,7 @@ def train(
                     nullable=tuple(
                         c for c in prepared.input_columns if prepared.contract.columns[c].nullable
                     ),
+                    environment=provenance.model_environment(),
                 )
                 trained = evaluating.result()
                 sizes = {f"rows_{k}": float(v) for k, v in prepared.split.sizes().items()}
