@@ -55,6 +55,9 @@ class SlowSource:
         )
         return Router.single(moved)
 
+    def keep(self, model) -> None:
+        self.kept = model
+
 
 def test_reloads_from_the_poller_and_an_operator_never_overlap(registered) -> None:
     model = registered[0]
@@ -72,6 +75,7 @@ def test_reloads_from_the_poller_and_an_operator_never_overlap(registered) -> No
     assert source.loads == 1  # the others waited, then found the version already served
     assert sorted(outcomes) == ["loaded", "unchanged", "unchanged"]
     assert service.router.live[0].model.version == "moved"
+    assert source.kept is model  # the replaced model, held for a move back
 
 
 def test_gauges_are_set_when_models_are_installed_not_when_read(registered) -> None:
@@ -115,3 +119,26 @@ def test_explanations_are_capped_in_rows_and_batched(registered) -> None:
     scoring = service.read_to_explain("application/json", _split(bookings.head(5)), None)
     answer = service.score("predict", scoring, "r", explain=True)
     assert all(len(p["reasons"]) == 5 for p in answer.body["predictions"])
+
+
+def test_a_version_loaded_ahead_is_what_the_alias_move_swaps_in(reloadable) -> None:
+    from innflow.serving.loading import RegistrySource
+
+    _, client, _, _ = reloadable
+    name = "hotel-booking-cancellation"
+    staging = str(client.get_model_version_by_alias(name, "staging").version)
+    source = RegistrySource(name, ["production=100"], [])
+    warm = source.prefetch(staging)  # the webhook of a new version: loaded before any move
+    assert source.warm() == [staging]
+    client.set_registered_model_alias(name, "production", staging)
+    (variant,) = source.load().variants
+    assert variant.model.pipeline is warm.pipeline  # swapped in as loaded, not loaded again
+    assert variant.model.version == staging
+    assert (variant.model.description["alias"], variant.model.description["uri"]) == (
+        "production", f"models:/{name}@production",
+    )  # fmt: skip
+    assert source.warm() == []  # taken: a later move to it loads afresh
+    service = ScoringService(variant.model, ServiceSettings(), source)
+    client.set_registered_model_alias(name, "production", reloadable[3])
+    assert service.reload()["outcome"] == "loaded"
+    assert source.warm() == [staging]  # the replaced version, held: a rollback costs no load

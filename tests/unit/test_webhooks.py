@@ -66,3 +66,18 @@ def test_a_replayed_delivery_is_refused_and_a_tampered_body_too() -> None:
         receiver.verify(_headers(delivery="d-2"), BODY.replace(b'"3"', b'"4"'), NOW)
     assert tampered.value.status == 401
     receiver.verify(_headers(delivery="d-2"), BODY, NOW)  # the genuine one still passes
+
+
+def test_a_new_version_of_the_served_model_is_named_for_loading_ahead() -> None:
+    created = {
+        "entity": "model_version",
+        "action": "created",
+        "data": {"name": "m", "version": "4", "source": "models:/m-1", "run_id": "r"},
+    }
+    body = json.dumps(created).encode()
+    delivery = Receiver("s3cret").verify(_headers(body), body, NOW)
+    assert delivery.registers("m") == "4"
+    assert delivery.registers("other") is None
+    assert not delivery.moves("m", ["production"])  # a new version moves no alias
+    alias = Receiver("s3cret").verify(_headers(), BODY, NOW)
+    assert alias.registers("m") is None

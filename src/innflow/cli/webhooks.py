@@ -50,7 +50,7 @@ def create(
             f"{secret_env} is empty: set it to the secret the receiver verifies with "
             f"(the service reads {SECRET_VARIABLE})"
         )
-    hook = webhooks.create(name, url, list(events or webhooks.ALIAS_EVENTS), secret, description)
+    hook = webhooks.create(name, url, list(events or webhooks.SERVE_EVENTS), secret, description)
     if as_json:
         emit_json(hook)
         return

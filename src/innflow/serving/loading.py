@@ -5,6 +5,8 @@ shared by the service and `innflow score`.
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from typing import Any
 
 from innflow import tracking
@@ -70,12 +72,55 @@ def confirmed(model_uri: str, tracking_uri: str | None = None) -> core.LoadedMod
     return model
 
 
+WARM_LIMIT = 2  # versions loaded ahead and kept: each holds one model's memory
+
+
 class RegistrySource:
-    """Where a running service reloads from: alias versions (cheap to poll) and a loader."""
+    """Where a running service reloads from: alias versions (cheap to poll) and a loader.
+
+    A version loaded ahead (``prefetch``, on the registry's webhook for a new version) is
+    taken as it is when an alias moves to it, so the move costs no load.
+    """
 
     def __init__(self, model_name: str, routes: list[str], shadows: list[str]) -> None:
         self.model_name, self.routes, self.shadows = model_name, routes, shadows
         self._connected = False  # a service started from snapshots has not met the store yet
+        self._warm: dict[str, core.LoadedModel] = {}
+        self._warm_lock = threading.Lock()
+
+    def prefetch(self, version: str) -> core.LoadedModel:
+        """Load ``version`` now and keep it for an alias move."""
+        model = load(f"models:/{self.model_name}/{version}")
+        self.keep(model)
+        return model
+
+    def keep(self, model: core.LoadedModel) -> None:
+        """Hold a loaded version (the newest ``WARM_LIMIT``): the one a reload replaced, so
+        that a rollback to it swaps without loading, or one loaded ahead.
+        """
+        if not model.version.isdigit() or model.origin != "registry":
+            return  # a snapshot must be confirmed by loading anyway
+        with self._warm_lock:
+            self._warm.pop(model.version, None)
+            self._warm[model.version] = model
+            while len(self._warm) > WARM_LIMIT:
+                self._warm.pop(next(iter(self._warm)))
+
+    def warm(self) -> list[str]:
+        """The versions loaded ahead, oldest first."""
+        with self._warm_lock:
+            return list(self._warm)
+
+    def _load(self, uri: str) -> core.LoadedModel:
+        """``uri`` (``models:/NAME@ALIAS``) from the versions loaded ahead, else loaded."""
+        alias = uri.partition("@")[2]
+        version = tracking.alias_version(self.model_name, alias)
+        with self._warm_lock:
+            model = self._warm.pop(str(version.version), None) if version is not None else None
+        if model is None:
+            return load(uri)
+        named = {**model.description, "uri": uri, "alias": alias}
+        return dataclasses.replace(model, description=named)
 
     def versions(self) -> dict[str, str]:
         """The version each routed or shadow alias points at now."""
@@ -94,8 +139,8 @@ class RegistrySource:
         return self.model_name, [r.partition("=")[0] for r in self.routes] + list(self.shadows)
 
     def load(self) -> Router:
-        """Load every variant afresh."""
-        return load_router(self.model_name, self.routes, self.shadows)
+        """Every variant afresh, or as loaded ahead."""
+        return load_router(self.model_name, self.routes, self.shadows, self._load)
 
     def start(self) -> Router:
         """Every variant from its snapshot where there is one (to be confirmed by a

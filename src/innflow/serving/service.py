@@ -64,6 +64,14 @@ class ModelSource(Protocol):
         """The registered model and aliases whose moves call for a reload."""
         ...
 
+    def prefetch(self, version: str) -> Any:
+        """Load a new version ahead, for the alias move that may follow."""
+        ...
+
+    def keep(self, model: Any) -> None:
+        """Hold a model the service stopped serving, for a move back to it."""
+        ...
+
 
 def tell(line: str) -> None:
     """One line on the service's stderr: what an operator must see (a refused reload)
@@ -135,6 +143,7 @@ class ScoringService:
     ) -> None:
         self.settings = settings = settings or ServiceSettings()
         self.source = source
+        self.say = say
         self.metrics = ServiceMetrics()
         self.degradation = Degradation(self.metrics, say)
         self.budget = BodyBudget(settings.max_inflight_bytes)
@@ -245,9 +254,16 @@ class ScoringService:
                 if problems:
                     outcome.update(outcome="refused", error="; ".join(problems)[:500])
                 else:
+                    replaced = self.router.variants
                     self.install(candidate)
+                    for variant in replaced:  # kept warm: a rollback to it costs no load
+                        if variant.model.version not in wanted.values():
+                            self.source.keep(variant.model)
                     settle_memory()
-                    outcome.update(outcome="loaded", versions=wanted)
+                    seconds = round(time.time() - outcome["at"], 3)
+                    outcome.update(outcome="loaded", versions=wanted, seconds=seconds)
+                    serving = ", ".join(f"{k} v{v}" for k, v in wanted.items())
+                    self.say(f"reloaded: serving {serving} (loaded in {seconds:.2f} s)")
         except Exception as e:  # registry down, model missing: keep serving what we have
             outcome.update(outcome="failed", error=f"{type(e).__name__}: {e}"[:500])
         self.metrics.reloads.labels(outcome["outcome"]).inc()
@@ -286,6 +302,12 @@ class ScoringService:
         delivery = self.receiver.verify(headers, body, time.time())
         event = f"{delivery.entity}.{delivery.action}"
         outcome: dict[str, Any] = {"delivery": delivery.id, "event": event}
+        if self.source is not None and (new := delivery.registers(self.source.watched()[0])):
+            self.metrics.webhooks.labels("prefetch").inc()
+            tell(f"webhook {delivery.id}: {event} v{new}; loading it ahead")
+            threading.Thread(target=self._prefetch, args=(new,), name="innflow-prefetch",
+                             daemon=True).start()  # fmt: skip
+            return 202, {**outcome, "outcome": "prefetching", "version": new}
         if self.source is None or not delivery.moves(*self.source.watched()):
             self.metrics.webhooks.labels("ignored").inc()
             return 200, {**outcome, "outcome": "ignored"}
@@ -294,6 +316,17 @@ class ScoringService:
         tell(f"webhook {delivery.id}: {event} {moved}; reloading")
         threading.Thread(target=self.reload, name="innflow-webhook-reload", daemon=True).start()
         return 202, {**outcome, "outcome": "reloading", "moved": moved}
+
+    def _prefetch(self, version: str) -> None:
+        """Load ``version`` ahead; a failure only means the alias move will load it."""
+        assert self.source is not None
+        started = time.time()
+        try:
+            self.source.prefetch(version)
+        except Exception as e:  # the version may be broken or gone: the reload will say
+            self.say(f"could not load v{version} ahead: {type(e).__name__}: {e}"[:500])
+            return
+        self.say(f"loaded v{version} ahead in {time.time() - started:.2f} s")
 
     # -- scoring --------------------------------------------------------------------------
 

@@ -40,6 +40,15 @@ class Delivery:
     action: str
     data: dict[str, Any]
 
+    def registers(self, model_name: str) -> str | None:
+        """The version it registers of ``model_name`` (a new version), else None."""
+        if (self.entity, self.action) != ("model_version", "created"):
+            return None
+        version = self.data.get("version")
+        if self.data.get("name") != model_name or not str(version or "").isdigit():
+            return None
+        return str(version)
+
     def moves(self, model_name: str, aliases: list[str]) -> bool:
         """Whether it moves (sets or deletes) one of ``aliases`` of ``model_name``."""
         return (

@@ -12,7 +12,9 @@ from innflow.tracking.registry import _client, _registry_errors
 from innflow.tracking.store import connect
 
 ALIAS_EVENTS = ("model_version_alias.created", "model_version_alias.deleted")
-EVENTS = (*ALIAS_EVENTS, "model_version.created", "model_version_tag.set")
+# what `innflow serve` acts on: alias moves reload, a new version is loaded ahead
+SERVE_EVENTS = (*ALIAS_EVENTS, "model_version.created")
+EVENTS = (*SERVE_EVENTS, "model_version_tag.set")
 
 
 def _server_client() -> Any:
