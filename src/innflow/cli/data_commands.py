@@ -36,8 +36,11 @@ def data_check(
 ) -> None:
     """Validate a data file against its contract and summarise it."""
     from innflow import data
+    from innflow.workflows.outputs import prepare as prepare_outputs
     from innflow.workflows.outputs import write_check_outputs
 
+    if outputs is not None:
+        prepare_outputs(outputs)
     rules = data.contract_at(contract)
     summary = {"path": str(path), "contract": rules.name,
                "sha256": data.file_sha256(path) if path.is_file() else None}  # fmt: skip

@@ -100,10 +100,13 @@ def register(
     """
     from innflow import config as config_module
     from innflow.errors import GateFailed
+    from innflow.workflows.outputs import prepare as prepare_outputs
     from innflow.workflows.outputs import run_of, write_release_outputs
     from innflow.workflows.pipeline import stage as stage_version
     from innflow.workflows.registry import register_model
 
+    if outputs is not None:
+        prepare_outputs(outputs)
     resolved = config_module.load(config, overrides or [])
     done = register_model(run_of(ref), resolved, name, model)
     payload = done.to_dict()

@@ -36,9 +36,12 @@ def train(
 ) -> None:
     """Train one model and record it, reproducibly, as one MLflow run."""
     from innflow import config as config_module
+    from innflow.workflows.outputs import prepare as prepare_outputs
     from innflow.workflows.outputs import write_train_outputs
     from innflow.workflows.train import train as run_training
 
+    if outputs is not None:
+        prepare_outputs(outputs)
     resolved = config_module.load(config, overrides or [])
     with StepLog() as progress:
         outcome = run_training(resolved, threads, on_step=progress)

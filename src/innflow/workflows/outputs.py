@@ -34,6 +34,20 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def prepare(directory: Path) -> Path:
+    """The outputs folder, made and proven writable before any work (exit 2 otherwise), so
+    that a command never records a run and then fails on its files.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".innflow-write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"--outputs {directory}: cannot write there ({e.strerror})") from e
+    return directory
+
+
 def _write(path: Path, payload: dict[str, Any]) -> None:
     """JSON with non-finite numbers as null (DVC and most JSON readers refuse NaN)."""
     path.write_text(json.dumps(_finite(payload), indent=2, sort_keys=True, default=str) + "\n")
@@ -41,13 +55,11 @@ def _write(path: Path, payload: dict[str, Any]) -> None:
 
 def write_check_outputs(summary: dict[str, Any], directory: Path) -> None:
     """``check.json``: what `innflow data check` found (path, sha256, rows, columns)."""
-    directory.mkdir(parents=True, exist_ok=True)
     _write(directory / "check.json", summary)
 
 
 def write_train_outputs(outcome: TrainOutcome, directory: Path) -> None:
     """``run.json``, ``metrics.json`` and ``plots/`` of a finished training run."""
-    directory.mkdir(parents=True, exist_ok=True)
     _write(directory / RUN_FILE, {
         "run_id": outcome.run_id,
         "experiment_id": outcome.experiment_id,
@@ -64,7 +76,6 @@ def write_train_outputs(outcome: TrainOutcome, directory: Path) -> None:
 
 def write_release_outputs(payload: dict[str, Any], directory: Path) -> None:
     """``release.json``: the registered version, the gate's verdict and checks, staged."""
-    directory.mkdir(parents=True, exist_ok=True)
     _write(directory / "release.json", payload)
 
 
@@ -76,9 +87,10 @@ def run_of(ref: str) -> str:
     if not path.is_file():
         raise ConfigError(f"{ref}: no such run file (written by `innflow train --outputs DIR`)")
     try:
-        run_id = json.loads(path.read_text()).get("run_id")
-    except (ValueError, AttributeError) as e:
+        written = json.loads(path.read_text())
+    except (ValueError, OSError) as e:
         raise ConfigError(f"{ref}: not a run file of `innflow train --outputs`: {e}") from e
+    run_id = written.get("run_id") if isinstance(written, dict) else None
     if not isinstance(run_id, str) or not run_id:
         raise ConfigError(f"{ref}: has no run_id (written by `innflow train --outputs DIR`)")
     return run_id
