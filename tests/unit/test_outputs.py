@@ -14,7 +14,7 @@ from innflow.workflows import outputs
 def test_an_outputs_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path) -> None:
     taken = tmp_path / "a-file"
     taken.write_text("")
-    with pytest.raises(ConfigError, match="--outputs .*a-file: cannot write there"):
+    with pytest.raises(ConfigError, match=r"--outputs .*a-file: cannot write there"):
         outputs.prepare(taken)
     made = outputs.prepare(tmp_path / "reports" / "train")
     assert made.is_dir() and list(made.iterdir()) == []  # the probe leaves nothing behind
