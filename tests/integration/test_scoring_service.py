@@ -142,3 +142,47 @@ def test_a_version_loaded_ahead_is_what_the_alias_move_swaps_in(reloadable) -> N
     client.set_registered_model_alias(name, "production", reloadable[3])
     assert service.reload()["outcome"] == "loaded"
     assert source.warm() == [staging]  # the replaced version, held: a rollback costs no load
+
+
+class PrefetchingSource(SlowSource):
+    """A registry source whose loads ahead take a while and are recorded."""
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self.prefetched: list[str] = []
+
+    def watched(self) -> tuple[str, list[str]]:
+        return "m", ["production"]
+
+    def prefetch(self, version: str) -> None:
+        self.prefetched.append(version)
+        time.sleep(0.5)
+
+
+def test_new_versions_are_loaded_ahead_one_at_a_time(registered) -> None:
+    from innflow.serving.webhooks import signature
+
+    said: list[str] = []
+    source = PrefetchingSource(registered[0])
+    service = ScoringService(
+        registered[0], ServiceSettings(webhook_secret="s3cret"), source, say=said.append
+    )
+
+    def deliver(version: str) -> tuple[int, dict]:
+        body = json.dumps({"entity": "model_version", "action": "created",
+                           "data": {"name": "m", "version": version}}).encode()  # fmt: skip
+        stamp, delivery = str(int(time.time())), f"d-{version}"
+        headers = {"x-mlflow-delivery-id": delivery, "x-mlflow-timestamp": stamp,
+                   "x-mlflow-signature": signature(b"s3cret", delivery, stamp, body)}  # fmt: skip
+        return service.webhook(headers, body)
+
+    assert deliver("4") == (202, {"delivery": "d-4", "event": "model_version.created",
+                                  "outcome": "prefetching", "version": "4"})  # fmt: skip
+    time.sleep(0.1)
+    assert deliver("5")[0] == 202  # while 4 still loads: 5 is skipped, not loaded beside it
+    deadline = time.monotonic() + 5
+    while not any(line.startswith("loaded v4 ahead") for line in said):
+        assert time.monotonic() < deadline, said
+        time.sleep(0.05)
+    assert source.prefetched == ["4"]
+    assert "not loading v5 ahead: another version is loading" in said

@@ -144,6 +144,7 @@ class ScoringService:
         self.settings = settings = settings or ServiceSettings()
         self.source = source
         self.say = say
+        self._prefetching = threading.Lock()
         self.metrics = ServiceMetrics()
         self.degradation = Degradation(self.metrics, say)
         self.budget = BodyBudget(settings.max_inflight_bytes)
@@ -318,14 +319,21 @@ class ScoringService:
         return 202, {**outcome, "outcome": "reloading", "moved": moved}
 
     def _prefetch(self, version: str) -> None:
-        """Load ``version`` ahead; a failure only means the alias move will load it."""
+        """Load ``version`` ahead, one at a time (a burst of new versions must not load
+        them all at once); a skipped or failed one is loaded when an alias moves to it.
+        """
         assert self.source is not None
+        if not self._prefetching.acquire(blocking=False):
+            self.say(f"not loading v{version} ahead: another version is loading")
+            return
         started = time.time()
         try:
             self.source.prefetch(version)
         except Exception as e:  # the version may be broken or gone: the reload will say
             self.say(f"could not load v{version} ahead: {type(e).__name__}: {e}"[:500])
             return
+        finally:
+            self._prefetching.release()
         self.say(f"loaded v{version} ahead in {time.time() - started:.2f} s")
 
     # -- scoring --------------------------------------------------------------------------
