@@ -27,7 +27,7 @@ run: setup  ## the main job on the bundled data and the embedded SQLite store
 	$(RUN) innflow pipeline
 
 test: setup-dev setup-airflow  ## the whole suite, slow tests included, files spread over both cores
-	$(DEV) pytest -n 2 --dist loadfile
+	$(DEV) pytest -n 2 --dist loadfile --durations=25
 
 test-fast: setup-dev
 	$(DEV) pytest -m "not slow"
