@@ -32,13 +32,14 @@ def create(
         typer.Option(
             "--event",
             help="model_version_alias.created | model_version_alias.deleted | "
-            "model_version.created | model_version_tag.set (repeatable; default: alias moves).",
+            "model_version.created | model_version_tag.set (repeatable; default: alias moves and "
+            "new versions, which innflow serve loads ahead).",
         ),
     ] = None,
     secret_env: Annotated[
         str, typer.Option("--secret-env", help="Variable holding the signing secret.")
     ] = SECRET_VARIABLE,
-    description: Annotated[str, typer.Option("--description")] = "innflow: reload on alias moves",
+    description: Annotated[str, typer.Option("--description")] = "innflow: follow alias moves",
     as_json: JsonOption = False,
 ) -> None:
     """Create a signed webhook (the secret is read from a variable: a command line is public)."""
