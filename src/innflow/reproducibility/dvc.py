@@ -77,7 +77,7 @@ def data_version(path: str | Path) -> DataVersion | None:
     root = project_root(data.parent)
     if root is None:
         return None
-    covered = [data, *(p for p in data.parents if p == root or root in p.parents)]
+    covered = [data, *(p for p in data.parents if root in p.parents)]  # inside the project
     found: tuple[dict, Path, str] | None = None
     for target in covered:  # the data file's own .dvc file first, then its folders'
         pointer = target.with_name(target.name + ".dvc")
