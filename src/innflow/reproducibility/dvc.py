@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,12 @@ class DataVersion:
 
     md5: str
     source: str
-    workspace_md5: str | None  # the file's bytes now, when DVC hashes it as plain md5
+    plain_file: Path | None  # the data file, when DVC hashes it as plain md5 of its bytes
+
+    @cached_property
+    def workspace_md5(self) -> str | None:
+        """The file's md5 now (read on demand: a run's tags need only DVC's record)."""
+        return None if self.plain_file is None else _file_md5(self.plain_file)
 
 
 def project_root(start: Path) -> Path | None:
@@ -96,7 +102,7 @@ def data_version(path: str | Path) -> DataVersion | None:
         return None
     out, target, source = found
     plain = out.get("hash") == "md5" and target == data and data.is_file()
-    return DataVersion(str(out["md5"]), source, _file_md5(data) if plain else None)
+    return DataVersion(str(out["md5"]), source, data if plain else None)
 
 
 def _file_md5(path: Path) -> str:
