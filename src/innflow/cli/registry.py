@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -20,6 +20,9 @@ from innflow.cli.base import (
     out,
     short,
 )  # fmt: skip
+
+if TYPE_CHECKING:
+    from innflow.workflows.registry import GateOutcome
 
 NameOption = Annotated[
     str,
@@ -56,6 +59,17 @@ def _gate_report(outcome, title: str) -> None:
         bound = f"{c['bound']:.4f}" if isinstance(c.get("bound"), float) else ""
         table.add_row(c["check"], value, bound, "[green]ok[/]" if c["passed"] else "[red]FAIL[/]")
     out.print(table)
+
+
+def _staged_or_refused(version: str, gate: GateOutcome, staged: bool) -> None:
+    """How `pipeline` and `register --stage` end: on staging (exit 0) or refused (exit 3)."""
+    from innflow.errors import GateFailed
+
+    if not staged:
+        raise GateFailed(
+            f"version {version} refused by the gate: " + "; ".join(gate.decision.reasons)
+        )
+    err.print(f"[green]version {version} is on staging[/]")
 
 
 ModelNameOption = Annotated[
@@ -99,7 +113,6 @@ def register(
     needs its own --name.
     """
     from innflow import config as config_module
-    from innflow.errors import GateFailed
     from innflow.workflows.outputs import prepare as prepare_outputs
     from innflow.workflows.outputs import run_of, write_release_outputs
     from innflow.workflows.pipeline import stage as stage_version
@@ -131,12 +144,8 @@ def register(
             _gate_report(outcome, f"gate: version {done.version}")
     for note in done.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
-    if stage and not payload["staged"]:
-        raise GateFailed(
-            f"version {done.version} refused by the gate: " + "; ".join(outcome.decision.reasons)
-        )
     if stage:
-        err.print(f"[green]version {done.version} is on staging[/]")
+        _staged_or_refused(done.version, outcome, payload["staged"])
 
 
 @app.command()
@@ -279,7 +288,6 @@ def pipeline(
     Exit 0 when the version is on staging, 3 when the gate refuses it, 2 on bad input.
     """
     from innflow import config as config_module
-    from innflow.errors import GateFailed
     from innflow.workflows.pipeline import pipeline as run_pipeline
 
     resolved = config_module.load(config, overrides or [])
@@ -291,9 +299,4 @@ def pipeline(
         _gate_report(outcome.gate, f"gate: version {outcome.version}")
         out.print(f"run_id   {outcome.run_id}{' (reused)' if outcome.reused_run else ''}")
         out.print(f"version  {resolved.registry.model_name} v{outcome.version}")
-    if not outcome.staged:
-        raise GateFailed(
-            f"version {outcome.version} refused by the gate: "
-            + "; ".join(outcome.gate.decision.reasons)
-        )
-    err.print(f"[green]version {outcome.version} is on staging[/]")
+    _staged_or_refused(outcome.version, outcome.gate, outcome.staged)

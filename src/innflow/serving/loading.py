@@ -113,6 +113,8 @@ class RegistrySource:
 
     def _load(self, uri: str) -> core.LoadedModel:
         """``uri`` (``models:/NAME@ALIAS``) from the versions loaded ahead, else loaded."""
+        if not self.warm():
+            return load(uri)  # nothing held: no registry lookup beyond the load's own
         alias = uri.partition("@")[2]
         version = tracking.alias_version(self.model_name, alias)
         with self._warm_lock:

@@ -70,5 +70,5 @@ class ServiceMetrics:
         )
         self.webhooks = Counter(
             "innflow_webhook_deliveries", "Verified MLflow webhook deliveries by what they "
-            "asked (reload, ignored).", ["outcome"], registry=r,
+            "asked (reload, prefetch, ignored).", ["outcome"], registry=r,
         )  # fmt: skip

@@ -303,18 +303,19 @@ class ScoringService:
         delivery = self.receiver.verify(headers, body, time.time())
         event = f"{delivery.entity}.{delivery.action}"
         outcome: dict[str, Any] = {"delivery": delivery.id, "event": event}
-        if self.source is not None and (new := delivery.registers(self.source.watched()[0])):
+        name, aliases = self.source.watched() if self.source is not None else ("", [])
+        if self.source is not None and (new := delivery.registers(name)):
             self.metrics.webhooks.labels("prefetch").inc()
-            tell(f"webhook {delivery.id}: {event} v{new}; loading it ahead")
+            self.say(f"webhook {delivery.id}: {event} v{new}; loading it ahead")
             threading.Thread(target=self._prefetch, args=(new,), name="innflow-prefetch",
                              daemon=True).start()  # fmt: skip
             return 202, {**outcome, "outcome": "prefetching", "version": new}
-        if self.source is None or not delivery.moves(*self.source.watched()):
+        if not delivery.moves(name, aliases):
             self.metrics.webhooks.labels("ignored").inc()
             return 200, {**outcome, "outcome": "ignored"}
         self.metrics.webhooks.labels("reload").inc()
         moved = f"{delivery.data.get('alias')} -> v{delivery.data.get('version', '(deleted)')}"
-        tell(f"webhook {delivery.id}: {event} {moved}; reloading")
+        self.say(f"webhook {delivery.id}: {event} {moved}; reloading")
         threading.Thread(target=self.reload, name="innflow-webhook-reload", daemon=True).start()
         return 202, {**outcome, "outcome": "reloading", "moved": moved}
 
